@@ -43,7 +43,7 @@ test: check-sync nbtest pytest
 
 ## demo: what exists so far of the pipeline, on the bundled real sample
 demo: install
-	$(BIN)/ppad-synth "$$($(BIN)/python -c 'from ppad_nb.data import bundled_sample; print(bundled_sample("train").root)')" --out demo-output/synthesized.png --count 12 --seed 0
+	$(BIN)/ppad-synth ppad_nb/assets/zhanglab-mini/chest_xray/train/NORMAL --out demo-output/synthesized.png --count 12 --seed 0 --force
 	@echo "Report: demo-output/synthesized.png"
 
 bench: install

@@ -1,0 +1,47 @@
+"Shared helpers for the pytest suite: run the console scripts as a user would, and build data layouts."
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+BIN = Path(sys.executable).parent
+
+
+def run(command, *args, cwd=None):
+    "Run a console script (from this environment's bin/) or a data script; return the CompletedProcess."
+    program = [str(BIN / command)] if (BIN / command).exists() else [sys.executable, str(REPO / "data_scripts" / command)]
+    return subprocess.run(program + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def assert_user_error(result, *fragments):
+    "A user error: non-zero exit, one line on stderr naming what is wrong, no traceback."
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments: assert str(fragment) in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="session")
+def sample():
+    "The bundled real sample: (train ImageSet, test ImageSet)."
+    from ppad_nb.data import bundled_sample
+    return bundled_sample("train"), bundled_sample("test")
+
+
+def copy_images(files, folder: Path, suffix=None):
+    "Copy `files` into `folder` (converting to `suffix`'s format when given); return the new paths."
+    from PIL import Image
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for f in files:
+        target = folder / (f.stem + (suffix or f.suffix))
+        if suffix and suffix != f.suffix: Image.open(f).convert("L").save(target)
+        else: shutil.copy(f, target)
+        made.append(target)
+    return made

@@ -1,0 +1,34 @@
+"What a pip-installed kit needs: the presets, the bundled sample with its licence, and a README in sync."
+import configparser
+import subprocess
+import sys
+
+from conftest import REPO
+from ppad_nb.config import assets_path, read_presets
+
+
+def test_packaged_presets_equal_the_top_level_file():
+    assert (assets_path() / "settings.ini").read_text() == (REPO / "settings.ini").read_text()
+    assert read_presets(assets_path() / "settings.ini") == read_presets(REPO / "settings.ini")
+
+
+def test_bundled_sample_is_complete_and_attributed():
+    root = assets_path() / "zhanglab-mini"
+    readme = (root / "README.md").read_text()
+    assert "CC BY 4.0" in readme and "Kermany" in readme
+    manifest = (root / "manifest.csv").read_text().splitlines()
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
+    assert len(files) == 104
+    assert sorted(line.split(",")[0] for line in manifest[1:]) == files
+
+
+def test_package_data_is_declared():
+    parser = (REPO / "pyproject.toml").read_text()
+    assert 'ppad_nb = ["assets/*", "assets/**/*"]' in parser
+
+
+def test_readme_is_generated_from_index_notebook(tmp_path):
+    subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "markdown", str(REPO / "nbs" / "index.ipynb"),
+                    "--output-dir", str(tmp_path), "--output", "README", "--log-level", "WARN"], check=True)
+    generated = (tmp_path / "README.md").read_text().replace("](images/", "](nbs/images/")
+    assert generated == (REPO / "README.md").read_text(), "README.md is stale: run `make readme`"
