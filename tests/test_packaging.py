@@ -14,8 +14,9 @@ def test_packaged_presets_equal_the_top_level_file():
 
 def test_bundled_sample_is_complete_and_attributed():
     root = assets_path() / "zhanglab-mini"
-    readme = (root / "README.md").read_text()
+    readme, licence = (root / "README.md").read_text(), (root / "LICENSE.txt").read_text()
     assert "CC BY 4.0" in readme and "Kermany" in readme
+    assert "creativecommons.org/licenses/by/4.0" in licence and "doi:10.17632/rscbjbr9sj" in licence
     manifest = (root / "manifest.csv").read_text().splitlines()
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.png"))
     assert len(files) == 104
