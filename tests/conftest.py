@@ -20,9 +20,9 @@ def run(command, *args, cwd=None):
 def assert_user_error(result, *fragments):
     "A user error: non-zero exit, one line on stderr naming what is wrong, no traceback."
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
+    lines = [line for line in result.stderr.strip().splitlines() if ": warning: " not in line]  # warnings are lines of their own
     assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and ": error: " in lines[0]
     for fragment in fragments: assert str(fragment) in lines[0], (fragment, lines[0])
     return lines[0]
 

@@ -1,6 +1,6 @@
 """SAS is faithful: the kit's draws on a uniform grey image follow the official routine's distribution.
 
-tests/fixtures/sas_grey_stats.csv holds 400 draws of the official SAS code (github.com/sunzc-sunny/PPAD) on a
+tests/fixtures/parity-tiny/sas_grey_stats.csv holds 400 draws of the official SAS code (github.com/sunzc-sunny/PPAD) on a
 uniform mid-grey 224 x 224 image: region, strength, number of changed pixels, their bounding box and mean value.
 """
 import csv
@@ -19,7 +19,7 @@ GREY = 128
 
 @pytest.fixture(scope="module")
 def official():
-    with open(FIXTURES / "sas_grey_stats.csv") as f:
+    with open(FIXTURES / "parity-tiny" / "sas_grey_stats.csv") as f:
         rows = list(csv.DictReader(f))
     return [{"region": int(r["region"]), "weight": float(r["weight"]), "changed_pixels": int(r["changed_pixels"]),
              "box": tuple(int(r[k]) for k in ("row_min", "row_max", "col_min", "col_max")),
