@@ -184,3 +184,23 @@ def test_bench_infer_json():
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert record["bench"] == "infer" and record["batch_size"] == 2
     assert record["ratio"] == record["images_per_s"] / record["bound_images_per_s"]
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
+def test_torchscript_archive_loads_like_the_state_dict(tmp_path, clip):
+    "OpenAI's own .pt files are TorchScript archives; their weights load as a plain state dict would."
+    traced = torch.jit.trace_module(clip, {"encode_image": (torch.zeros(1, 3, 224, 224),),
+                                           "encode_text": (torch.zeros(1, 77, dtype=torch.long),)})
+    torch.jit.save(traced, tmp_path / "ViT-tiny.pt")
+    loaded = load_clip(tmp_path / "ViT-tiny.pt")
+    assert loaded.state_dict().keys() == clip.state_dict().keys()
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), clip.state_dict().values()))
+
+
+def test_fp32_and_fp16_state_dicts_load_to_float32(tmp_path, clip):
+    torch.save({k: v.float() for k, v in clip.state_dict().items()}, tmp_path / "fp32.pt")
+    torch.save({f"module.{k}": v.half() for k, v in clip.state_dict().items()}, tmp_path / "fp16-dataparallel.pt")
+    for name in ("fp32.pt", "fp16-dataparallel.pt"):
+        loaded = load_clip(tmp_path / name)
+        assert {p.dtype for p in loaded.parameters()} == {torch.float32}
+        assert torch.equal(loaded.visual.proj, clip.visual.proj)  # the fixture's values are fp16-exact
