@@ -125,7 +125,7 @@ def test_official_release_files_may_carry_other_entries(tmp_path, clip):
 def test_text_features_cached_until_parameters_change(clip):
     model = PPAD(clip).eval()
     calls = []
-    hook = clip.transformer.register_forward_hook(lambda m, inputs, output: calls.append(inputs[0].shape[0]))
+    hook = clip.transformer.resblocks[0].ln_1.register_forward_hook(lambda m, inputs, output: calls.append(inputs[0].shape[0]))
     try:
         images = torch.randn(2, 3, 224, 224)
         with torch.no_grad():
