@@ -41,13 +41,14 @@ pytest: install
 
 test: check-sync nbtest pytest
 
-## demo: what exists so far of the pipeline, on the bundled real sample
+## demo: the whole pipeline on the bundled real sample (CheXzero weights via PPAD_CLIP_WEIGHTS, else a random ViT-B/32)
 demo: install
-	$(BIN)/ppad-synth ppad_nb/assets/zhanglab-mini/chest_xray/train/NORMAL --out demo-output/synthesized.png --count 12 --seed 0 --force
-	@echo "Report: demo-output/synthesized.png"
+	$(BIN)/ppad-demo --out demo-output --force
 
 bench: install
 	$(BIN)/ppad-bench sas
+	$(BIN)/ppad-bench infer
+	$(BIN)/ppad-bench train
 
 ## notebooks: execute every notebook in full and keep its outputs (pictures on GitHub), then clean
 notebooks: install

@@ -1,0 +1,50 @@
+"ppad-reproduce: every seed and method, the paper-format table, and restarts that keep finished work."
+import csv
+
+import pytest
+
+from conftest import run
+from ppad_nb.model import load_clip
+from ppad_nb.train import train
+
+ARGS = ["--preset", "demo", "--clip-weights", "random:tiny", "--epochs", 2, "--shots", 16, "--batch-size", 16]
+
+
+def test_two_seeds_two_methods_table_and_restart(tmp_path):
+    out = tmp_path / "reproduce"
+    first = run("ppad-reproduce", *ARGS, "--seeds", 0, 1, "--methods", "ppad", "coop", "--out", out)
+    assert first.returncode == 0, first.stderr
+    table = (out / "table.md").read_text()
+    assert "| ppad | 2 |" in table and "| coop | 2 |" in table and "randomly initialised CLIP" in table
+    with open(out / "table.csv") as f: rows = list(csv.DictReader(f))
+    assert [(r["method"], r["metric"], r["seeds"]) for r in rows] == [(m, k, "2") for m in ("ppad", "coop") for k in ("acc", "auc", "f1")]
+    learners = {p: p.stat().st_mtime_ns for p in out.rglob("learner.pt")}
+    reports = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
+    assert len(learners) == 4 and len(reports) == 4
+
+    again = run("ppad-reproduce", *ARGS, "--seeds", 0, 1, "--methods", "ppad", "coop", "--out", out)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("finished run kept") == 4 and again.stdout.count("report kept") == 4
+    assert "training" not in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("learner.pt")} == learners
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")} == reports
+    assert (out / "table.md").read_text() == table
+
+
+@pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning")
+def test_interrupted_seed_is_resumed_not_restarted(tmp_path):
+    out = tmp_path / "reproduce"
+    # a run stopped after its first epoch, as an interruption leaves it
+    train("demo", clip=load_clip("random:tiny"), seed=1, out=out / "ppad" / "seed1", stop_after=1, progress=False,
+          epochs=2, shots=16, batch_size=16)
+    result = run("ppad-reproduce", *ARGS, "--seeds", 0, 1, "--methods", "ppad", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "ppad seed 0: training" in result.stdout and "ppad seed 1: resuming from epoch 1" in result.stdout
+
+
+def test_zero_shot_baseline_has_no_seeds(tmp_path):
+    out = tmp_path / "zero"
+    result = run("ppad-reproduce", "--preset", "demo", "--clip-weights", "random:tiny", "--methods", "chexzero", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "| chexzero | 1 |" in (out / "table.md").read_text()
+    assert not (out / "chexzero" / "learner.pt").exists() and (out / "chexzero" / "report" / "metrics.json").is_file()
