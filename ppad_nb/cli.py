@@ -20,8 +20,8 @@ from .synthesis import STRENGTHS, paste_patch, synthesize_anomaly
 __all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'DEMO_ENTRIES', 'run_script', 'format_table', 'check_output', 'add_options',
            'outline', 'render_grid', 'synthesize_grid', 'synth_parser', 'synth', 'synth_main', 'score_parser', 'score',
            'score_main', 'train_parser', 'train_command', 'train_main', 'evaluate_parser', 'evaluate_command',
-           'evaluate_main', 'reproduce_parser', 'reproduce_command', 'reproduce_main', 'banner', 'demo', 'demo_parser',
-           'demo_command', 'demo_main']
+           'evaluate_main', 'reproduce_parser', 'reproduce_command', 'reproduce_main', 'predict_parser', 'predict',
+           'predict_main', 'banner', 'demo', 'demo_parser', 'demo_command', 'demo_main']
 
 # %% ../nbs/08_cli.ipynb #1955b210
 def run_script(main, argv=None, prog: str | None = None) -> int:
@@ -208,6 +208,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="run folder")
     add_options(parser, "epochs", "shots", "batch-size")
     parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
+    parser.add_argument("--shots-file", default=None, help="reuse an exact split: the shots.csv of an earlier run (each file checked by its SHA-256)")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     add_options(parser, "workers", "device")
@@ -223,13 +224,13 @@ def train_command(argv=None):
     try:
         result = train(args.preset, data=args.data, clip_weights=args.clip_weights, seed=args.seed, out=args.out, resume=args.resume,
                        overwrite=args.overwrite, workers=args.workers, device=args.device, settings=args.settings,
-                       epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr)
+                       epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr, shots_file=args.shots_file)
     except KeyboardInterrupt:
         print(f"ppad-train: stopped; the last finished epoch is saved in {args.out}: continue with --resume", file=sys.stderr)
         raise
     history = result.history
     print(f"finished {result.preset.name} seed {result.seed}: {len(history)} iterations, loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f}")
-    print(f"run folder: {result.run_dir} (learner.pt, learner_official.pt, shots.csv, history.csv, loss.png, run.json)")
+    print(f"run folder: {result.run_dir} (learner.pt, learner_official.pt, shots.csv, heldout.csv, history.csv, loss.png, run.json)")
 
 def train_main(): sys.exit(run_script(train_command, prog="ppad-train"))
 
@@ -256,7 +257,7 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, preset_from_dict
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import METRIC_NAMES, evaluate, percent, write_report
+    from ppad_nb.evaluate import METRIC_NAMES, evaluate, percent, run_heldout, write_report
     from ppad_nb.model import PPAD, load_clip
     from ppad_nb.train import read_run_state
     args = evaluate_parser().parse_args(argv)
@@ -277,9 +278,10 @@ def evaluate_command(argv=None):
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
     test_set = read_dataset(data_root(preset, data), preset.layout, "test")
+    heldout = run_heldout(run_dir, data_root(preset, data)) if args.run is not None else None  # the normals the run did not train on
     device = args.device or default_device()
     model = PPAD.from_learner(load_clip(weights, device=device), learner)
-    result = evaluate(model, test_set, args.batch_size, preset.synthesis_size, device)
+    result = evaluate(model, test_set, args.batch_size, preset.synthesis_size, device, heldout=heldout)
     write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights)})
     print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])}" for k in METRIC_NAMES) + f" on {len(test_set)} images")
     print(f"report: {out / 'README.md'}")
@@ -299,6 +301,8 @@ def reproduce_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: the preset's, 0 1 2 3 4)")
     parser.add_argument("--methods", nargs="+", default=["ppad"], choices=list(METHODS), help="methods to run (default: ppad)")
     parser.add_argument("--out", default=None, help="output folder (default: reproduce-PRESET)")
+    parser.add_argument("--splits", default=None, help="reuse exact splits: a folder with seedS.csv (or seedS/shots.csv, or an earlier "
+                                                      "reproduction's ppad/seedS/shots.csv) per seed; files checked by SHA-256")
     add_options(parser, "epochs", "shots", "batch-size", "workers", "device")
     return parser
 
@@ -309,7 +313,8 @@ def reproduce_command(argv=None):
     out = Path(args.out or f"reproduce-{args.preset}")
     try:
         reproduce(args.preset, data=args.data, clip_weights=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
-                  workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size)
+                  workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
+                  splits=args.splits)
     except KeyboardInterrupt:
         print(f"ppad-reproduce: stopped; run the same command again to continue where it stopped ({out})", file=sys.stderr)
         raise
@@ -317,6 +322,92 @@ def reproduce_command(argv=None):
     print(f"table: {out / 'table.md'} and {out / 'table.csv'}")
 
 def reproduce_main(): sys.exit(run_script(reproduce_command, prog="ppad-reproduce"))
+
+# %% ../nbs/08_cli.ipynb #94b8107b
+def predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ppad-predict", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score one or a few X-rays (PNG, JPEG, TIFF or DICOM) with a trained PPAD learner and explain each result: the score, "
+                    "the decision at a threshold, the five region probabilities and the rule that decided (max above 0.8, else the mean).",
+        epilog="examples:\n  ppad-predict chest.dcm --clip-weights best_64_0.0001_original_35000_0.864.pt --learner PPAD_ZhangLab.pt\n"
+               "  ppad-predict a.png b.dcm --run runs/zhanglab-seed0 --out explained --json   # the run's held-out 95% threshold")
+    parser.add_argument("images", nargs="+", help="X-ray files")
+    add_options(parser, "clip-weights")
+    parser.add_argument("--learner", default=None, help="learner checkpoint, official release format or ppad-nb's (default with --run: RUN/learner.pt)")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--threshold", type=float, default=None, help="a score above it is called abnormal (default 0.5, the paper's)")
+    choice.add_argument("--run", default=None, help="a run folder evaluated by ppad-evaluate: take the threshold from its report's operating points")
+    parser.add_argument("--operating-point", default="heldout_normals_95",
+                        help="with --run: which operating point of RUN/report/metrics.json (default heldout_normals_95)")
+    parser.add_argument("--size", type=int, choices=[224, 256], default=None, help="first resize: 224, or 256 as for VinDr-CXR (default: the run's, else 224)")
+    parser.add_argument("--out", default=None, help="folder for one region-prompt figure per image (IMAGE-NAME.png)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image instead of text")
+    add_options(parser, "device")
+    parser.add_argument("--force", action="store_true", help="replace figures that exist in --out")
+    return parser
+
+def _operating_point(run_dir: Path, name: str) -> tuple:
+    "(threshold, name) of an operating point in the report of an evaluated run."
+    import json
+    metrics = run_dir / "report" / "metrics.json"
+    if not metrics.is_file(): raise input_error(run_dir, "has no report: run ppad-evaluate --run on it first (the operating points come from it)")
+    points = {p["name"]: p for p in json.loads(metrics.read_text()).get("operating_points", [])}
+    if name not in points: raise input_error(metrics, f"has no operating point {name!r} (it has: {', '.join(points) or 'none'}); pass --operating-point")
+    return float(points[name]["threshold"]), name
+
+def predict(argv=None) -> list:
+    "The `ppad-predict` command; returns one record per image."
+    import json
+    from ppad_nb.evaluate import PROB_COLUMNS, score_images
+    from ppad_nb.model import PPAD, load_clip
+    from ppad_nb.train import read_run_state
+    args = predict_parser().parse_args(argv)
+    files = [Path(f) for f in args.images]
+    for f in files:
+        if not f.is_file(): raise input_error(f, "folder, not an image file" if f.is_dir() else "file not found")
+    learner, weights, size, threshold, point = args.learner, args.clip_weights, args.size, 0.5, "fixed_0.5"
+    if args.run is not None:
+        run_dir = Path(args.run)
+        state = read_run_state(run_dir) if run_dir.is_dir() else None
+        if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
+        threshold, point = _operating_point(run_dir, args.operating_point)
+        learner, weights = learner or run_dir / "learner.pt", weights or state["clip"].get("spec")
+        size = size or state["preset"].get("synthesis_size", 224)
+    elif args.threshold is not None:
+        if not 0 <= args.threshold <= 1: raise PPADError(f"--threshold must be between 0 and 1 (scores are), not {args.threshold}")
+        threshold, point = args.threshold, "given"
+    if learner is None: raise PPADError("no learner: pass --learner (or --run)")
+    weights = clip_weights_path(weights)
+    if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
+    figures = {}
+    if args.out is not None:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir(): raise input_error(out, "exists and is not a folder")
+        for i, f in enumerate(files):
+            name = f"{f.stem}.png" if [g.stem for g in files].count(f.stem) == 1 else f"{f.stem}-{i + 1}.png"
+            figures[f] = check_output(out / name, args.force)
+    device = args.device or default_device()
+    model = PPAD(load_clip(weights, device=device)).load_learner(learner)
+    result = score_images(model, files, batch_size=16, size=size or 224, device=device, progress=len(files) > 1 and not args.json)
+    from ppad_nb.widgets import decision_rule, region_panels  # the region-prompt viewer's figure and words
+    from ppad_nb.evaluate import CONFIDENT
+    records = []
+    for f, probs, score in zip(files, result["probs"], result["scores"]):
+        decision = "abnormal" if score > threshold else "normal"
+        record = {"file": str(f), "score": round(float(score), 6), "threshold": threshold, "operating_point": point, "decision": decision,
+                  "rule": "max" if probs.max() > CONFIDENT else "mean", **{c: round(float(p), 6) for c, p in zip(PROB_COLUMNS, probs)}}
+        records.append(record)
+        if f in figures:
+            png = region_panels(load_image(f), probs, title=f"{f.name}: {decision} (score {score:.3f}, threshold {threshold:.3f})")
+            with atomic_write(figures[f], "wb") as handle: handle.write(png)
+        if args.json: print(json.dumps(record), flush=True); continue
+        print(f"{f}: score {score:.4f} -> {decision.upper()} (threshold {threshold:.4f}, {point})")
+        print(f"  rule: {decision_rule(probs)}")
+        print("  regions: " + "  ".join(f"{label} {p:.4f}" for label, p in zip(REGION_LABELS, probs)))
+        if f in figures: print(f"  figure: {figures[f]}")
+    return records
+
+def predict_main(): sys.exit(run_script(predict, prog="ppad-predict"))
 
 # %% ../nbs/08_cli.ipynb #a9105a77
 DEMO_ENTRIES = ("synthesized.png", "run", "report")
@@ -330,7 +421,7 @@ def demo(out="demo-output", clip_weights=None, epochs: int | None = None, force:
     "Run the pipeline on the bundled sample into `out`; return the report folder."
     import shutil, time, warnings
     from ppad_nb.data import bundled_sample
-    from ppad_nb.evaluate import METRIC_NAMES, evaluate, percent, write_report
+    from ppad_nb.evaluate import METRIC_NAMES, evaluate, percent, run_heldout, write_report
     from ppad_nb.model import RandomWeightsWarning, load_clip
     from ppad_nb.train import train
     out, started = Path(out), time.time()
@@ -354,10 +445,13 @@ def demo(out="demo-output", clip_weights=None, epochs: int | None = None, force:
     print("2/3 training PPAD (preset 'demo': 64 shots, SAS)", flush=True)
     run = train("demo", clip=clip, seed=0, out=out / "run", device=device, progress=progress, epochs=epochs)
     print("3/3 evaluating on the bundled test set (20 normal, 20 pneumonia)", flush=True)
-    result = evaluate(run.model, bundled_sample("test"), batch_size=20, device=device, progress=progress)
+    test_set = bundled_sample("test")
+    result = evaluate(run.model, test_set, batch_size=20, device=device, progress=progress, heldout=run_heldout(run.run_dir, test_set.root))
     report = write_report(out / "report", result, title=f"ppad-demo: PPAD on the bundled sample, CLIP {weights}",
                           extra={"clip": weights, "random_weights": weights.startswith("random:"), "epochs": run.preset.epochs})
-    print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])}" for k in METRIC_NAMES)
+    import json
+    ci = json.loads((report / "metrics.json").read_text())["ci"]
+    print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])} [{percent(ci[k][0])}, {percent(ci[k][1])}]" for k in METRIC_NAMES)
           + (" (random weights: not PPAD's numbers)" if weights.startswith("random:") else ""))
     print(f"done in {time.time() - started:.0f} s. Report: {report / 'README.md'} (synthesized anomalies: {out / 'synthesized.png'})")
     return report
