@@ -283,7 +283,10 @@ def evaluate_command(argv=None):
     model = PPAD.from_learner(load_clip(weights, device=device), learner)
     result = evaluate(model, test_set, args.batch_size, preset.synthesis_size, device, heldout=heldout)
     write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights)})
-    print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])}" for k in METRIC_NAMES) + f" on {len(test_set)} images")
+    import json
+    ci = json.loads((out / "metrics.json").read_text())["ci"]
+    print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])} [{percent(ci[k][0])}, {percent(ci[k][1])}]" for k in METRIC_NAMES)
+          + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
 
 def evaluate_main(): sys.exit(run_script(evaluate_command, prog="ppad-evaluate"))

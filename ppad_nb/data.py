@@ -151,7 +151,7 @@ def read_dicom(path) -> np.ndarray:
         ends = np.array([-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] if signed else [0, 2 ** bits - 1], dtype=np.float64) * slope + intercept
         low, high = float(ends.min()), float(ends.max())
     if "VOILUTSequence" in ds:
-        values = apply_voi(values, ds).astype(np.float64)
+        values = apply_voi(np.rint(values).astype(np.int64), ds).astype(np.float64)  # a LUT is indexed by whole numbers
         low, high = 0.0, float(2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1)
         gray = (values - low) * 255.0 / max(high - low, 1e-9)
     elif "WindowCenter" in ds and "WindowWidth" in ds:

@@ -126,3 +126,17 @@ def test_commands_read_dicom_and_refuse_bad_ones_in_one_line(tmp_path, xray):
               "--out", tmp_path / "again.csv", "--device", "cpu")
     assert_user_error(bad, folder / "b.dcm", "multi-frame")
     assert not (tmp_path / "again.csv").exists()
+
+
+def test_voi_lut_sequence_wins_over_the_window(tmp_path):
+    import pydicom
+    from pydicom.dataset import Dataset
+    stored = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    ds = pydicom.dcmread(write_dicom(tmp_path / "plain.dcm", stored, window=(10, 20)))
+    lut = Dataset()
+    lut.LUTDescriptor = [256, 0, 12]  # 256 entries from stored value 0, 12-bit output
+    lut.add_new(0x00283006, "US", [4095 - 16 * i for i in range(256)])  # LUT Data: an inverting ramp
+    ds.VOILUTSequence = [lut]
+    ds.save_as(tmp_path / "lut.dcm", enforce_file_format=True)
+    expected = np.rint((4095 - 16 * stored.astype(np.float64)) * 255 / 4095)
+    np.testing.assert_array_equal(read_dicom(tmp_path / "lut.dcm"), expected)
