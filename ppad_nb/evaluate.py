@@ -191,4 +191,6 @@ def read_report(folder) -> dict:
     "A report folder's metrics and per-image scores."
     folder = Path(folder)
     if not (folder / "metrics.json").is_file(): raise input_error(folder, "not a report folder (no metrics.json)")
-    return {"metrics": json.loads((folder / "metrics.json").read_text()), **read_scores(folder / "scores.csv")}
+    try: metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError): raise input_error(folder / "metrics.json", "is damaged (not valid JSON); evaluate again to replace the report") from None
+    return {"metrics": metrics, **read_scores(folder / "scores.csv")}
