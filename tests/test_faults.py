@@ -449,6 +449,9 @@ def test_damaged_metrics_json_is_recomputed_by_reproduce(tmp_path, tiny):
     with contextlib.redirect_stdout(log): reproduce("demo", clip=tiny, methods=("chexzero",), out=out)
     assert "chexzero: evaluated" in log.getvalue()
     assert json.loads((out / "chexzero" / "report" / "metrics.json").read_text())["method"] == "chexzero"
+    from ppad_nb.evaluate import read_report
+    (out / "chexzero" / "report" / "metrics.json").write_bytes(b"\xff{not json")
+    with pytest.raises(PPADError, match="metrics.json: is damaged"): read_report(out / "chexzero" / "report")
 
 
 @pytest.mark.parametrize("content, fragments", [
