@@ -71,6 +71,12 @@ def is_dicom(path) -> bool:
     except OSError: return False
     return len(head) == 132 and head[128:] == b"DICM"
 
+def _upright(image: Image.Image) -> Image.Image:
+    "The image as it is meant to be seen: a camera's EXIF orientation tag (rotated or mirrored JPEGs) applied."
+    from PIL import ImageOps
+    if image.getexif().get(0x0112, 1) in (1, None): return image  # no tag, or already upright: untouched
+    return ImageOps.exif_transpose(image)
+
 def read_grayscale(path) -> Image.Image:
     "Open an image file as 8-bit grayscale, as the released code does (`convert('L')`), with clear errors."
     path = Path(path)
@@ -80,7 +86,7 @@ def read_grayscale(path) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()
-            return _as_8bit_gray(image, path)
+            return _as_8bit_gray(_upright(image), path)
     except UnidentifiedImageError:
         raise input_error(path, "not an image file (Pillow cannot identify its format)") from None
     except Image.DecompressionBombError as e:
@@ -367,7 +373,7 @@ def read_shot_manifest(path, root) -> list:
     "The files listed in a shot manifest, as paths under `root`; an error if one is missing or differs from its recorded SHA-256."
     path, root = Path(path), Path(root)
     if not path.is_file(): raise input_error(path, "shot manifest not found")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
     if "file" not in (reader.fieldnames or []): raise input_error(path, "not a shot manifest (expected a CSV with a 'file' column)")
