@@ -81,7 +81,7 @@ def test_a_bad_image_on_one_rank_stops_both_with_one_line(tmp_path, sample):
 
 def test_jobs_give_the_serial_table(tmp_path, capsys):
     args = ["--preset", "demo", "--clip-weights", "random:tiny", "--epochs", 1, "--shots", 16, "--batch-size", 16,
-            "--seeds", 0, 1, "--methods", "ppad", "chexzero", "--device", "cpu"]
+            "--seeds", 0, 1, "--methods", "ppad", "--device", "cpu"]
     in_process("reproduce_command", *args, "--out", tmp_path / "serial")
     parallel = run("ppad-reproduce", *args, "--jobs", 2, "--out", tmp_path / "parallel")
     assert parallel.returncode == 0, parallel.stderr
@@ -92,4 +92,4 @@ def test_jobs_give_the_serial_table(tmp_path, capsys):
     capsys.readouterr()
     in_process("reproduce_command", *args, "--out", tmp_path / "parallel")  # a serial run continues the parallel one: nothing left to do
     again = capsys.readouterr().out
-    assert "training" not in again and again.count("finished run kept") == 2 and again.count("report kept") == 3
+    assert "training" not in again and again.count("finished run kept") == 2 and again.count("report kept") == 2
