@@ -72,7 +72,8 @@ def _evaluated(run_dir: Path, report_dir: Path) -> bool:
     return (report_dir / "metrics.json").is_file() and (not learner.exists() or (report_dir / "metrics.json").stat().st_mtime >= learner.stat().st_mtime)
 
 def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, methods=("ppad",), out="reproduce", workers: int = 0,
-              device: str | None = None, eval_batch_size: int = 32, clip=None, settings=None, quiet: bool = False, **overrides) -> dict:
+              device: str | None = None, eval_batch_size: int = 32, clip=None, settings=None, quiet: bool = False,
+              precision: str = "fp32", **overrides) -> dict:
     "Train and evaluate every method and seed (restartable), and write the paper-format table; returns {method: [metrics per seed]}."
     preset = get_preset(preset, settings, **overrides) if isinstance(preset, str) else replace(preset, **{k: v for k, v in overrides.items() if v is not None})
     unknown = [m for m in methods if m not in METHODS]
@@ -83,7 +84,7 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
     if clip is None:
         weights = clip_weights_path(clip_weights)
         if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
-        clip = load_clip(weights, device=device)
+        clip = load_clip(weights, device=device, precision=precision)
     results = {}
     for name in methods:
         method, results[name] = METHODS[name], []
@@ -92,6 +93,9 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
             label, started = f"{name}" + (f" seed {seed}" if seed is not None else ""), time.time()
             if method.trained:
                 state = read_run_state(run_dir) if run_dir.is_dir() else None
+                made = (state or {}).get("clip", {}).get("precision", "fp32")
+                if state and made != getattr(clip, "ppad_precision", "fp32"):  # never mix precisions in one table
+                    raise input_error(run_dir, f"was trained with precision {made}, not {getattr(clip, 'ppad_precision', 'fp32')}; use another --out")
                 if state and state.get("finished"): _log(f"{label}: finished run kept ({run_dir})", quiet)
                 else:
                     resume = (run_dir / "checkpoint.pt").is_file()
@@ -110,6 +114,9 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
                 scores = ", ".join(f"{METRIC_NAMES[k]} {percent(evaluation['metrics'][k])}" for k in preset.metrics)
                 _log(f"{label}: evaluated ({scores})", quiet)
             else:
+                made = read_report(report_dir)["metrics"].get("clip", {}).get("precision", "fp32")
+                if made != getattr(clip, "ppad_precision", "fp32"):
+                    raise input_error(report_dir, f"was evaluated with precision {made}, not {getattr(clip, 'ppad_precision', 'fp32')}; use another --out")
                 _log(f"{label}: report kept ({report_dir})", quiet)
             results[name].append(read_report(report_dir)["metrics"])
     write_table(out, preset, results, clip)

@@ -69,6 +69,10 @@ SHARED_OPTIONS = {
     "shots": dict(type=int, default=None, help="override the preset's number of normal training images"),
     "batch-size": dict(type=int, default=None, help="override the preset's batch size"),
     "workers": dict(type=int, default=0, help="DataLoader worker processes making the training samples (default 0)"),
+    "precision": dict(choices=("fp32", "release", "bf16"), default="fp32",  # ppad_nb.model.PRECISIONS
+                      help="fp32 (default; CLIP weights rounded as released, float32 arithmetic); release: the released float16 "
+                           "numerics (CLIP, activations, prompts and SGD in float16); bf16: bfloat16 autocast for speed, prompts "
+                           "and optimiser in float32"),
 }
 
 def add_options(parser: argparse.ArgumentParser, *names: str):
@@ -172,6 +176,7 @@ def score_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     parser.add_argument("--size", type=int, choices=[224, 256], default=224, help="first resize: 224, or 256 as for VinDr-CXR")
     add_options(parser, "device")
+    add_options(parser, "precision")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     return parser
 
@@ -186,7 +191,7 @@ def score(argv=None):
     out = check_output(args.out, args.force, suffix=".csv")
     files = list_images(args.images, recursive=True)
     device = args.device or default_device()
-    model = PPAD(load_clip(weights, device=device)).load_learner(args.learner)
+    model = PPAD(load_clip(weights, device=device, precision=args.precision)).load_learner(args.learner)
     result = score_images(model, files, args.batch_size, args.size, device)
     write_scores(out, result, args.images)
     print(f"wrote {out}: {len(files)} images, mean score {result['scores'].mean():.4f}, "
@@ -211,6 +216,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     add_options(parser, "workers", "device")
+    add_options(parser, "precision")
     parser.add_argument("--settings", default=None, help="settings file with the presets (default: the kit's settings.ini)")
     return parser
 
@@ -223,7 +229,8 @@ def train_command(argv=None):
     try:
         result = train(args.preset, data=args.data, clip_weights=args.clip_weights, seed=args.seed, out=args.out, resume=args.resume,
                        overwrite=args.overwrite, workers=args.workers, device=args.device, settings=args.settings,
-                       epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr)
+                       epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr,
+                       precision=args.precision)
     except KeyboardInterrupt:
         print(f"ppad-train: stopped; the last finished epoch is saved in {args.out}: continue with --resume", file=sys.stderr)
         raise
@@ -249,6 +256,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="report folder (default: RUN/report)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     add_options(parser, "device")
+    add_options(parser, "precision")
     parser.add_argument("--force", action="store_true", help="replace an existing report")
     return parser
 
@@ -278,9 +286,9 @@ def evaluate_command(argv=None):
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
     test_set = read_dataset(data_root(preset, data), preset.layout, "test")
     device = args.device or default_device()
-    model = PPAD.from_learner(load_clip(weights, device=device), learner)
+    model = PPAD.from_learner(load_clip(weights, device=device, precision=args.precision), learner)
     result = evaluate(model, test_set, args.batch_size, preset.synthesis_size, device)
-    write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights)})
+    write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights), "precision": args.precision})
     print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])}" for k in METRIC_NAMES) + f" on {len(test_set)} images")
     print(f"report: {out / 'README.md'}")
 
@@ -300,6 +308,7 @@ def reproduce_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", nargs="+", default=["ppad"], choices=list(METHODS), help="methods to run (default: ppad)")
     parser.add_argument("--out", default=None, help="output folder (default: reproduce-PRESET)")
     add_options(parser, "epochs", "shots", "batch-size", "workers", "device")
+    add_options(parser, "precision")
     return parser
 
 def reproduce_command(argv=None):
@@ -309,7 +318,8 @@ def reproduce_command(argv=None):
     out = Path(args.out or f"reproduce-{args.preset}")
     try:
         reproduce(args.preset, data=args.data, clip_weights=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
-                  workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size)
+                  workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
+                  precision=args.precision)
     except KeyboardInterrupt:
         print(f"ppad-reproduce: stopped; run the same command again to continue where it stopped ({out})", file=sys.stderr)
         raise
