@@ -94,6 +94,7 @@ def bench_infer(backbone: str = "random:ViT-B-32", batch_size: int = 16, repeats
             bound_s.append(time_calls(bound, 1, warmup=0)[0])
     images_per_s, bound_per_s = batch_size / float(np.median(seconds[precision])), batch_size / float(np.median(bound_s))
     result = {"bench": "infer", "backbone": backbone, "batch_size": batch_size, "repeats": repeats, "device": device, "precision": precision,
+              "cpu_capability": torch.backends.cpu.get_cpu_capability() if device == "cpu" else None,
               "images_per_s": images_per_s, "bound_images_per_s": bound_per_s, "ratio": images_per_s / bound_per_s}
     if precision != "fp32":
         fp32_per_s = batch_size / float(np.median(seconds["fp32"]))
@@ -127,6 +128,7 @@ def bench_train(backbone: str = "random:ViT-B-32", batch_size: int = 16, repeats
     for _ in range(repeats):  # alternately, so that every variant sees the same machine
         for name in models: seconds[name].append(time_calls(lambda _: step(name), 1, warmup=0)[0])
     result = {"bench": "train", "backbone": backbone, "batch_size": batch_size, "repeats": repeats, "device": device, "precision": precision,
+              "cpu_capability": torch.backends.cpu.get_cpu_capability() if device == "cpu" else None,
               "median_step_s": float(np.median(seconds[precision])), "min_step_s": float(np.min(seconds[precision])), "regions": regions.tolist()}
     if precision != "fp32":
         result.update(fp32_median_step_s=float(np.median(seconds["fp32"])), speedup=float(np.median(seconds["fp32"]) / np.median(seconds[precision])),
