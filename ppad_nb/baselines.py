@@ -74,9 +74,11 @@ def _json(value):
     return json.loads(json.dumps(value))
 
 def _clip_record(source: dict) -> dict:
-    "What identifies a CLIP: the SHA-256 of its weights file, else its spec (random:tiny)."
+    "What identifies a CLIP: the SHA-256 of its weights file, else its spec (random:tiny); and the numerics it ran with."
     source = source or {}
-    return {"sha256": source["sha256"]} if source.get("sha256") else {"spec": source.get("spec")}
+    weights = {"sha256": source["sha256"]} if source.get("sha256") else {"spec": source.get("spec")}
+    # records from before the precision option: float32, weights as stored
+    return {**weights, "precision": source.get("precision", "fp32"), "rounded_like_release": source.get("rounded_like_release", False)}
 
 def _difference(recorded: dict, expected: dict) -> str | None:
     "The first setting in which a recorded result differs from the one asked for, as 'NAME = THEIRS, not OURS'; None if none does."
@@ -125,7 +127,7 @@ def auc_differences(reports: dict, reference: str = "ppad", resamples: int = BOO
 
 def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, methods=("ppad",), out="reproduce", workers: int = 0,
               device: str | None = None, eval_batch_size: int = 32, clip=None, settings=None, quiet: bool = False, overwrite: bool = False,
-              splits=None, **overrides) -> dict:
+              splits=None, precision: str = "fp32", **overrides) -> dict:
     "Train and evaluate every method and seed (restartable), and write the paper-format table; returns {method: [metrics per seed]}."
     from ppad_nb.model import file_sha256
     preset = get_preset(preset, settings, **overrides) if isinstance(preset, str) else check_preset(replace(preset, **{k: v for k, v in overrides.items() if v is not None}))
@@ -141,7 +143,7 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
     if clip is None:
         weights = clip_weights_path(clip_weights)
         if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
-        clip = load_clip(weights, device=device)
+        clip = load_clip(weights, device=device, precision=precision)
     clip_record, results, reports = _clip_record(getattr(clip, "ppad_source", {})), {}, {}
     with folder_lock(out):
         for name in methods:

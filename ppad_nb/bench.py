@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from .cli import format_table, run_script
+from .cli import add_options, format_table, run_script
 from .config import PPADError
 from .data import bundled_sample, load_image, to_tensor
 from .synthesis import reference_synthesize_anomaly, synthesize_anomaly
@@ -47,56 +47,93 @@ def bench_sas(draws: int = 500, reference_draws: int = 20, size: int = 224, seed
     return result
 
 # %% ../nbs/09_bench.ipynb #4ed34c6a
-def bench_infer(backbone: str = "random:ViT-B-32", batch_size: int = 16, repeats: int = 5, device: str = "cpu") -> dict:
-    "Images per second of region_probs + aggregate, and of five bare encode_image passes per image, in one run."
+def _models(backbone: str, device: str, precision: str, train: bool = False) -> dict:
+    "{precision: PPAD} for float32 and `precision`, with the same prompts (float16 holds them rounded)."
     import warnings
+    import torch
+    from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip
+    models = {}
+    for name in dict.fromkeys(["fp32", precision]):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RandomWeightsWarning)  # speed does not depend on what the weights are
+            clip = load_clip(backbone, device=device, precision=name)
+        models[name] = PPAD(clip).train(train)
+        if name != "fp32":
+            with torch.no_grad():
+                models[name].ctx.copy_(models["fp32"].ctx); models[name].mask_embedding.copy_(models["fp32"].mask_embedding)
+    return models
+
+def _bare_passes(model, images):
+    "Five bare passes of CLIP's image encoder (no prompt), in the model's precision."
+    from ppad_nb.model import encode_image_prompted
+    with model.autocast():
+        for _ in range(5):
+            if model.precision == "release": encode_image_prompted(model.clip, images, None, None)  # open_clip's own forward wants float32
+            else: model.clip.encode_image(images)
+
+def bench_infer(backbone: str = "random:ViT-B-32", batch_size: int = 16, repeats: int = 5, device: str = "cpu", precision: str = "fp32") -> dict:
+    "Images per second of region_probs + aggregate (and of float32, alternately, for another precision), next to five bare encode_image passes."
     import torch
     from ppad_nb.evaluate import aggregate
-    from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)  # speed does not depend on what the weights are
-        clip = load_clip(backbone, device=device)
-    model = PPAD(clip).eval()
+    models = _models(backbone, device, precision)
     files = bundled_sample("test").files
     images = torch.stack([to_tensor(load_image(files[i % len(files)])) for i in range(batch_size)]).to(device)
-    def ours(_): aggregate(model.region_probs(images))
+    def ours(name):
+        scores = aggregate(models[name].region_probs(images))
+        if device.startswith("cuda"): torch.cuda.synchronize()
+        return scores
     def bound(_):
-        for _ in range(5): clip.encode_image(images)
-    ours_s, bound_s = [], []
+        _bare_passes(models[precision], images)
+        if device.startswith("cuda"): torch.cuda.synchronize()
+    seconds = {name: [] for name in models}
+    bound_s = []
     with torch.inference_mode():
-        ours(0); bound(0)  # warm-up
-        for _ in range(repeats):
-            ours_s.append(time_calls(ours, 1, warmup=0)[0]); bound_s.append(time_calls(bound, 1, warmup=0)[0])
-    images_per_s, bound_per_s = batch_size / float(np.median(ours_s)), batch_size / float(np.median(bound_s))
-    return {"bench": "infer", "backbone": backbone, "batch_size": batch_size, "repeats": repeats, "device": device,
-            "images_per_s": images_per_s, "bound_images_per_s": bound_per_s, "ratio": images_per_s / bound_per_s}
+        scores = {name: ours(name).float() for name in models}; bound(0)  # warm-up, and the scores to compare
+        for _ in range(repeats):  # alternately, so that every variant sees the same machine
+            for name in models: seconds[name].append(time_calls(lambda _: ours(name), 1, warmup=0)[0])
+            bound_s.append(time_calls(bound, 1, warmup=0)[0])
+    images_per_s, bound_per_s = batch_size / float(np.median(seconds[precision])), batch_size / float(np.median(bound_s))
+    result = {"bench": "infer", "backbone": backbone, "batch_size": batch_size, "repeats": repeats, "device": device, "precision": precision,
+              "cpu_capability": torch.backends.cpu.get_cpu_capability() if device == "cpu" else None,
+              "images_per_s": images_per_s, "bound_images_per_s": bound_per_s, "ratio": images_per_s / bound_per_s}
+    if precision != "fp32":
+        fp32_per_s = batch_size / float(np.median(seconds["fp32"]))
+        result.update(fp32_images_per_s=fp32_per_s, speedup=images_per_s / fp32_per_s,
+                      max_abs_score_diff=float((scores[precision] - scores["fp32"]).abs().max()))
+    return result
 
 # %% ../nbs/09_bench.ipynb #27c2d2b3
-def bench_train(backbone: str = "random:ViT-B-32", batch_size: int = 16, repeats: int = 5, device: str = "cpu", seed: int = 0) -> dict:
-    "Median seconds per training step (forward, backward, SGD step) on a batch of real X-rays."
-    import warnings
+def bench_train(backbone: str = "random:ViT-B-32", batch_size: int = 16, repeats: int = 5, device: str = "cpu", seed: int = 0,
+                precision: str = "fp32") -> dict:
+    "Median seconds per training step (forward, backward, SGD step) on a batch of real X-rays (and of float32, alternately)."
     import torch
-    from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip
-    from ppad_nb.train import ppad_loss
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        clip = load_clip(backbone, device=device)
-    model = PPAD(clip).train()
-    optimizer = torch.optim.SGD([model.ctx, model.mask_embedding], lr=1e-3, momentum=0.9)
+    from ppad_nb.train import ppad_loss, prompt_optimizer
+    models = _models(backbone, device, precision, train=True)
+    optimizers = {name: prompt_optimizer(model, lr=1e-3, momentum=0.9)[0] for name, model in models.items()}
     rng = np.random.default_rng(seed)
     files = bundled_sample("train").files
     images = torch.stack([to_tensor(load_image(files[i % len(files)])) for i in range(batch_size)]).to(device)
     regions = torch.from_numpy(rng.integers(0, 5, batch_size)).to(device)
     targets = torch.nn.functional.one_hot(torch.from_numpy(rng.integers(0, 2, batch_size)), 2).float().to(device)
-    def step(_):
-        loss = ppad_loss(model(images, regions), targets)
-        optimizer.zero_grad(set_to_none=True)
+    with torch.no_grad():  # the abnormal probabilities of the batch, each image in its region, before any step
+        probs = {name: model(images, regions).float().softmax(-1)[:, 1] for name, model in models.items()}
+    def step(name):
+        loss = ppad_loss(models[name](images, regions), targets)
+        optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        optimizers[name].step()
         if device.startswith("cuda"): torch.cuda.synchronize()
-    seconds = time_calls(step, repeats, warmup=1)
-    return {"bench": "train", "backbone": backbone, "batch_size": batch_size, "repeats": repeats, "device": device,
-            "median_step_s": float(np.median(seconds)), "min_step_s": float(seconds.min()), "regions": regions.tolist()}
+    for name in models: step(name)  # warm-up
+    seconds = {name: [] for name in models}
+    for _ in range(repeats):  # alternately, so that every variant sees the same machine
+        for name in models: seconds[name].append(time_calls(lambda _: step(name), 1, warmup=0)[0])
+    result = {"bench": "train", "backbone": backbone, "batch_size": batch_size, "repeats": repeats, "device": device, "precision": precision,
+              "cpu_capability": torch.backends.cpu.get_cpu_capability() if device == "cpu" else None,
+              "median_step_s": float(np.median(seconds[precision])), "min_step_s": float(np.min(seconds[precision])), "regions": regions.tolist()}
+    if precision != "fp32":
+        result.update(fp32_median_step_s=float(np.median(seconds["fp32"])), speedup=float(np.median(seconds["fp32"]) / np.median(seconds[precision])),
+                      max_abs_score_diff=float((probs[precision] - probs["fp32"]).abs().max()))
+    return result
 
 # %% ../nbs/09_bench.ipynb #078b1dc8
 def report_sas(result: dict) -> str:
@@ -109,17 +146,28 @@ def report_sas(result: dict) -> str:
     if "speedup" in result: lines.append(f"speed-up over the reference (ratio of medians, same run): {result['speedup']:.1f}x")
     return "\n".join(lines)
 
+def _precision_lines(result: dict, what: str) -> list:
+    "How the precision compares with float32 in the same run."
+    if result.get("precision", "fp32") == "fp32": return []
+    return [f"{result['precision']} vs float32 (same run, alternately): {result['speedup']:.2f}x {what}; "
+            f"largest |score difference| on the same images: {result['max_abs_score_diff']:.2e}"]
+
 def report_infer(result: dict) -> str:
     "The `infer` result as a readable table."
-    rows = [["region_probs + aggregate (ppad-nb)", result["images_per_s"]], ["bound: 5 bare encode_image passes", result["bound_images_per_s"]]]
+    precision = result.get("precision", "fp32")
+    rows = [[f"region_probs + aggregate (ppad-nb, {precision})", result["images_per_s"]]]
+    if "fp32_images_per_s" in result: rows.append(["region_probs + aggregate (ppad-nb, fp32)", result["fp32_images_per_s"]])
+    rows.append([f"bound: 5 bare encode_image passes ({precision})", result["bound_images_per_s"]])
     return "\n".join([f"ppad-bench infer: {result['backbone']}, batch {result['batch_size']}, {result['device']}, median of {result['repeats']}",
-                      format_table(["", "images/s"], rows), f"ratio to the bound (same run): {result['ratio']:.3f}"])
+                      format_table(["", "images/s"], rows), f"ratio to the bound (same run): {result['ratio']:.3f}"] + _precision_lines(result, "the images per second"))
 
 def report_train(result: dict) -> str:
     "The `train` result as a readable table."
-    rows = [["median", result["median_step_s"]], ["fastest", result["min_step_s"]]]
+    precision = result.get("precision", "fp32")
+    rows = [[f"median ({precision})", result["median_step_s"]], [f"fastest ({precision})", result["min_step_s"]]]
+    if "fp32_median_step_s" in result: rows.append(["median (fp32)", result["fp32_median_step_s"]])
     return "\n".join([f"ppad-bench train: {result['backbone']}, batch {result['batch_size']}, {result['device']}, {result['repeats']} steps "
-                      f"(regions {result['regions']})", format_table(["step", "seconds"], rows)])
+                      f"(regions {result['regions']})", format_table(["step", "seconds"], rows)] + _precision_lines(result, "the steps per second"))
 
 def bench_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -141,6 +189,7 @@ def bench_parser() -> argparse.ArgumentParser:
         command.add_argument("--repeats", type=int, default=5, help=f"timed {units} (default 5)")
         command.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
         command.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+        add_options(command, "precision")  # another precision is timed alternately with float32, in the same run
     return parser
 
 def bench(argv=None):
@@ -153,7 +202,7 @@ def bench(argv=None):
     else:
         if args.batch_size < 1 or args.repeats < 1: raise PPADError("--batch-size and --repeats must be at least 1")
         measure, report = {"infer": (bench_infer, report_infer), "train": (bench_train, report_train)}[args.bench]
-        result = measure(args.backbone, args.batch_size, args.repeats, args.device)
+        result = measure(args.backbone, args.batch_size, args.repeats, args.device, precision=args.precision)
         print(json.dumps(result) if args.json else report(result))
 
 def main(): sys.exit(run_script(bench, prog="ppad-bench"))

@@ -92,6 +92,10 @@ SHARED_OPTIONS = {
     "shots": dict(type=int, default=None, help="override the preset's number of normal training images"),
     "batch-size": dict(type=int, default=None, help="override the preset's batch size"),
     "workers": dict(type=int, default=0, help="DataLoader worker processes making the training samples (default 0)"),
+    "precision": dict(choices=("fp32", "release", "bf16"), default="fp32",  # ppad_nb.model.PRECISIONS
+                      help="fp32 (default; CLIP weights rounded as released, float32 arithmetic); release: the released float16 "
+                           "numerics (CLIP, activations, prompts and SGD in float16); bf16: bfloat16 autocast for speed, prompts "
+                           "and optimiser in float32"),
 }
 
 def add_options(parser: argparse.ArgumentParser, *names: str):
@@ -291,6 +295,7 @@ def score_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     parser.add_argument("--size", type=int, choices=[224, 256], default=224, help="first resize: 224, or 256 as for VinDr-CXR")
     add_options(parser, "device")
+    add_options(parser, "precision")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     return parser
 
@@ -306,7 +311,7 @@ def score(argv=None):
     files = list_images(args.images, recursive=True)
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
     device = shard.device
-    model = PPAD.from_learner(load_clip(weights, device=device), args.learner)  # the prompts the learner records (CoOp, ablations, n_ctx)
+    model = PPAD.from_learner(load_clip(weights, device=device, precision=args.precision), args.learner)  # the prompts the learner records (CoOp, ablations, n_ctx)
     result = score_shards(shard, model, files, args.batch_size, args.size, device)
     if not shard.main: return  # rank 0 writes the one output
     check_finite(result["scores"], f"{args.learner}: the scores (the learner or the CLIP weights are broken); nothing was written")
@@ -334,6 +339,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     add_options(parser, "workers", "device")
+    add_options(parser, "precision")
     parser.add_argument("--settings", default=None, help="settings file with the presets (default: the kit's settings.ini)")
     return parser
 
@@ -347,7 +353,8 @@ def train_command(argv=None):
     try:
         result = train(args.preset, data=args.data, clip_weights=args.clip_weights, seed=args.seed, out=args.out, resume=args.resume,
                        overwrite=args.overwrite, workers=args.workers, device=args.device, settings=args.settings,
-                       epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr, shots_file=args.shots_file)
+                       epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr, shots_file=args.shots_file,
+                       precision=args.precision)
     except KeyboardInterrupt:
         print(f"ppad-train: stopped; the last finished epoch is saved in {args.out}: continue with --resume", file=sys.stderr)
         raise
@@ -373,6 +380,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="report folder (default: RUN/report)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     add_options(parser, "device")
+    add_options(parser, "precision")
     parser.add_argument("--force", action="store_true", help="replace an existing report")
     return parser
 
@@ -405,14 +413,14 @@ def evaluate_command(argv=None):
     heldout = run_heldout(run_dir, data_root(preset, data)) if args.run is not None else None  # the normals the run did not train on
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
     device = shard.device
-    model = PPAD.from_learner(load_clip(weights, device=device), learner)
+    model = PPAD.from_learner(load_clip(weights, device=device, precision=args.precision), learner)
     result = score_shards(shard, model, test_set.files, args.batch_size, preset.synthesis_size, device)
     heldout_result = score_shards(shard, model, heldout, args.batch_size, preset.synthesis_size, device) if heldout else None
     if not shard.main: return  # rank 0 computes the metrics and writes the report
     result.update(labels=np.asarray(test_set.labels), root=Path(test_set.root))
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
-    write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights)})
+    write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights), "precision": args.precision})
     import json
     ci = json.loads((out / "metrics.json").read_text())["ci"]
     print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])} [{percent(ci[k][0])}, {percent(ci[k][1])}]" for k in METRIC_NAMES)
@@ -437,6 +445,7 @@ def reproduce_parser() -> argparse.ArgumentParser:
     parser.add_argument("--splits", default=None, help="reuse exact splits: a folder with seedS.csv (or seedS/shots.csv, or an earlier "
                                                       "reproduction's ppad/seedS/shots.csv) per seed; files checked by SHA-256")
     add_options(parser, "epochs", "shots", "batch-size", "workers", "device")
+    add_options(parser, "precision")
     parser.add_argument("--overwrite", action="store_true", help="recompute results in --out that were made with other settings (default: refuse)")
     parser.add_argument("--jobs", type=int, default=1, help="(method, seed) runs trained at once, in separate processes: a GPU each when several "
                         "are visible, else the CPU threads shared out; the results are those of a serial run (default 1)")
@@ -451,10 +460,10 @@ def reproduce_command(argv=None):
         if args.jobs != 1:  # train in parallel; the serial pass below then finds every run finished, evaluates each and writes the table
             reproduce_jobs(args.preset, seeds=args.seeds, methods=args.methods, jobs=args.jobs, device=args.device, data=args.data, clip_weights=args.clip_weights,
                            out=out, workers=args.workers, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
-                           splits=args.splits)
+                           splits=args.splits, precision=args.precision)
         reproduce(args.preset, data=args.data, clip_weights=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
                   workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
-                  overwrite=args.overwrite, splits=args.splits)
+                  overwrite=args.overwrite, splits=args.splits, precision=args.precision)
     except KeyboardInterrupt:
         print(f"ppad-reproduce: stopped; run the same command again to continue where it stopped ({out})", file=sys.stderr)
         raise
@@ -474,7 +483,7 @@ def _start_job_process(devices, threads):
         import torch
         torch.set_num_threads(threads)
 
-def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, workers: int = 0, shots_file=None):
+def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, workers: int = 0, shots_file=None, precision: str = "fp32"):
     "Train one (method, seed) run as `reproduce` trains it, in this job process; a finished run is left as it is."
     from dataclasses import replace
     from ppad_nb.baselines import METHODS
@@ -486,7 +495,7 @@ def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, 
     if state and state.get("finished"): return
     resume = state is not None and (run_dir / "checkpoint.pt").is_file()  # train refuses to resume with other settings
     train(replace(preset, synthesis=method.synthesis or preset.synthesis), data=data_root(preset, data), seed=seed, out=run_dir, resume=resume,
-          workers=workers, device=_JOB_DEVICE, clip=load_clip(clip_weights_path(clip_weights), device=_JOB_DEVICE), progress=False,
+          workers=workers, device=_JOB_DEVICE, clip=load_clip(clip_weights_path(clip_weights), device=_JOB_DEVICE, precision=precision), progress=False,
           model_options=method.model_options, shots_file=shots_file)
 
 def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
@@ -497,7 +506,7 @@ def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
     return [device] * jobs, max(1, (os.cpu_count() or 1) // jobs) if device == "cpu" else None
 
 def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device: str | None = None, settings=None, out="reproduce",
-                   data=None, clip_weights=None, workers: int = 0, splits=None, **overrides) -> list:
+                   data=None, clip_weights=None, workers: int = 0, splits=None, precision: str = "fp32", **overrides) -> list:
     "Train the (method, seed) runs of `reproduce` in `jobs` processes, into the run folders a serial run uses; `reproduce` then evaluates them and writes the table."
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
@@ -514,7 +523,7 @@ def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device:
     queue = context.Queue()
     for d in devices: queue.put(d)
     with folder_lock(out), ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_job_process, initargs=(queue, threads)) as pool:
-        futures = [pool.submit(_train_job, preset, m, s, out, data, clip_weights, workers, shots_files.get(s)) for m, s in todo]
+        futures = [pool.submit(_train_job, preset, m, s, out, data, clip_weights, workers, shots_files.get(s), precision) for m, s in todo]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending: future.cancel()
         for future in futures:

@@ -5,6 +5,7 @@
 # %% ../nbs/03_model.ipynb #72e9dd8f
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import warnings
 import zipfile
@@ -19,11 +20,11 @@ from .safety import TORCHSCRIPT_HINT, check_finite, is_torchscript, read_torchsc
 from .data import IMAGE_SIZE, REGION_NAMES, region_masks
 
 # %% auto #0
-__all__ = ['RANDOM_CONFIGS', 'CLIP_KEYS', 'N_CTX', 'CLASS_NAMES', 'LEARNER_FORMAT', 'clip_config', 'build_clip',
-           'read_checkpoint', 'clip_state_dict', 'RandomWeightsWarning', 'file_sha256', 'load_clip', 'run_transformer',
-           'prompt_text', 'prompt_tokens', 'insert_context', 'encode_prompts', 'patch_masks', 'encode_image_prompted',
-           'PPAD', 'load_learner', 'learner_checkpoint', 'save_learner', 'export_official', 'model_config',
-           'from_learner']
+__all__ = ['RANDOM_CONFIGS', 'PRECISIONS', 'CLIP_KEYS', 'N_CTX', 'CLASS_NAMES', 'LEARNER_FORMAT', 'clip_config', 'build_clip',
+           'release_rounded', 'round_as_released', 'hold_like_release', 'read_checkpoint', 'clip_state_dict',
+           'RandomWeightsWarning', 'file_sha256', 'load_clip', 'run_transformer', 'prompt_text', 'prompt_tokens',
+           'insert_context', 'encode_prompts', 'patch_masks', 'encode_image_prompted', 'PPAD', 'load_learner',
+           'learner_checkpoint', 'save_learner', 'export_official', 'model_config', 'from_learner']
 
 # %% ../nbs/03_model.ipynb #5eac8e2a
 def _count_blocks(state_dict: dict, prefix: str) -> int:
@@ -59,6 +60,41 @@ def build_clip(config: dict):
     text = CLIPTextCfg(context_length=config["context_length"], vocab_size=config["vocab_size"], width=config["text_width"],
                        heads=max(1, config["text_width"] // 64), layers=config["text_layers"])
     return CLIP(config["embed_dim"], vision_cfg=vision, text_cfg=text, quick_gelu=True)
+
+# %% ../nbs/03_model.ipynb #a957f348
+PRECISIONS = ("fp32", "release", "bf16")
+
+def release_rounded(clip) -> list:
+    "(module, name) of every tensor OpenAI's `convert_weights` turns into float16, found by module type as it does."
+    found, seen = [], set()
+    for module in clip.modules():
+        names = []
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)): names += ["weight", "bias"]
+        if isinstance(module, nn.MultiheadAttention):
+            names += ["in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias", "bias_k", "bias_v"]
+        names += ["text_projection", "proj"]  # attributes of CLIP and of its vision tower
+        for name in names:
+            tensor = getattr(module, name, None)
+            if isinstance(tensor, torch.Tensor) and id(tensor) not in seen:
+                seen.add(id(tensor)); found.append((module, name))
+    return found
+
+@torch.no_grad()
+def round_as_released(clip):
+    "Round the tensors `convert_weights` converts to float16 and back, in place: the released values, in float32."
+    for module, name in release_rounded(clip):
+        tensor = getattr(module, name)
+        tensor.copy_(tensor.half().float())
+    return clip
+
+def hold_like_release(clip):
+    "Hold those tensors in float16 and compute layer norms in float32, as the released CLIP runs."
+    from open_clip.transformer import LayerNormFp32
+    for module, name in release_rounded(clip):
+        getattr(module, name).data = getattr(module, name).data.half()
+    for module in clip.modules():
+        if isinstance(module, nn.LayerNorm): module.__class__ = LayerNormFp32  # float32 in, input dtype out
+    return clip
 
 # %% ../nbs/03_model.ipynb #00d0143c
 CLIP_KEYS = ("visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding", "visual.proj",
@@ -146,9 +182,10 @@ def _load_openclip(spec: str):
     except RuntimeError as e: raise input_error(weights, f"these weights do not fit open_clip's {name} ({str(e).splitlines()[1].strip()[:160]})") from None
     return model, {"spec": f"openclip:{name}:{weights.resolve()}", "sha256": file_sha256(weights)}
 
-def load_clip(spec, device: str = "cpu"):
-    "A frozen float32 open_clip CLIP from a weights file, `random:ViT-B-32`/`random:tiny`, or `openclip:MODEL:TAG`."
+def load_clip(spec, device: str = "cpu", round_like_release: bool = True, precision: str = "fp32"):
+    "A frozen open_clip CLIP from a weights file, `random:ViT-B-32`/`random:tiny`, or `openclip:MODEL:FILE`, rounded as released."
     spec = str(spec)
+    if precision not in PRECISIONS: raise PPADError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
     if spec.startswith("random:"):
         name = spec.split(":", 1)[1]
         if name not in RANDOM_CONFIGS: raise PPADError(f"unknown random CLIP '{name}' (known: {', '.join('random:' + n for n in RANDOM_CONFIGS)})")
@@ -167,8 +204,12 @@ def load_clip(spec, device: str = "cpu"):
         try: model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         except RuntimeError as e: raise input_error(spec, f"the weights do not fit a CLIP of the shape they imply ({str(e).splitlines()[1].strip()[:160]})") from None
         source = {"spec": str(Path(spec).resolve()), "sha256": file_sha256(spec)}
-    model = model.float().eval().requires_grad_(False).to(device)
-    model.ppad_source = source
+    model = model.float().eval().requires_grad_(False)
+    rounded = round_like_release or precision == "release"  # float16 tensors hold the rounded values
+    if rounded: round_as_released(model)
+    if precision == "release": hold_like_release(model)
+    model = model.to(device)
+    model.ppad_source, model.ppad_precision = {**source, "rounded_like_release": rounded, "precision": precision}, precision
     return model
 
 # %% ../nbs/03_model.ipynb #e76a46a3
@@ -223,9 +264,11 @@ def insert_context(token_embeddings: torch.Tensor, ctx: torch.Tensor, starts) ->
 # %% ../nbs/03_model.ipynb #66a2dbf8
 def encode_prompts(clip, embeddings: torch.Tensor, eos: torch.Tensor) -> torch.Tensor:
     "CLIP's text encoder on prompt embeddings (N, L, W) whose end tokens sit at `eos` (N,); returns (N, E)."
-    # causal attention: no position sees the padding after the last end token, so it can be left out
-    length = int(eos.max()) + 1
-    x = embeddings[:, :length] + clip.positional_embedding[:length]       # (N, length, W)
+    # causal attention: no position sees the padding after the last end token, so in float32 it can be left out;
+    # CLIP held in float16 runs all positions, as released: there the kernels' rounding depends on the length
+    dtype = clip.text_projection.dtype
+    length = int(eos.max()) + 1 if dtype == torch.float32 else embeddings.shape[1]
+    x = embeddings[:, :length].to(dtype) + clip.positional_embedding[:length].to(dtype)   # (N, length, W)
     x = clip.ln_final(run_transformer(clip.transformer, x, causal=True))
     return x[torch.arange(x.shape[0]), eos] @ clip.text_projection         # (N, E)
 
@@ -240,11 +283,11 @@ def patch_masks(masks, patch_size: int = 32) -> torch.Tensor:
 def encode_image_prompted(clip, images: torch.Tensor, keep: torch.Tensor | None, mask_embedding: torch.Tensor) -> torch.Tensor:
     "CLIP's image encoder with patches outside the region (keep = 0) replaced by `mask_embedding`; (B, E)."
     visual = clip.visual
-    x = visual.conv1(images)                                      # (B, W, 7, 7)
+    x = visual.conv1(images.to(visual.conv1.weight.dtype))       # (B, W, 7, 7); float16 when held as released
     x = x.reshape(x.shape[0], x.shape[1], -1).permute(0, 2, 1)    # (B, 49, W)
-    if keep is not None: x = x * keep + mask_embedding[0] * (1 - keep)
-    cls = visual.class_embedding.expand(x.shape[0], 1, -1)        # (B, 1, W)
-    x = torch.cat([cls, x], dim=1) + visual.positional_embedding  # (B, 50, W)
+    if keep is not None: keep = keep.to(x.dtype); x = x * keep + mask_embedding[0].to(x.dtype) * (1 - keep)
+    cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)                  # (B, 1, W)
+    x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)             # (B, 50, W)
     x = run_transformer(visual.transformer, visual.ln_pre(x))
     return visual.ln_post(x[:, 0]) @ visual.proj                  # (B, E)
 
@@ -257,9 +300,9 @@ class PPAD(nn.Module):
         self.class_names, self.position_names, self.image_prompt = tuple(class_names), tuple(position_names), image_prompt
         text_width, vision_width = clip.token_embedding.weight.shape[1], clip.visual.conv1.out_channels
         n_patches = clip.visual.positional_embedding.shape[0] - 1
-        device = clip.token_embedding.weight.device
-        self.ctx = nn.Parameter(torch.empty(n_ctx, text_width, device=device).normal_(std=0.02))
-        self.mask_embedding = nn.Parameter(torch.empty(1, n_patches, vision_width, device=device).normal_(std=0.02) * 10)
+        device, dtype = clip.token_embedding.weight.device, clip.visual.conv1.weight.dtype  # float16 for CLIP held as released
+        self.ctx = nn.Parameter(torch.empty(n_ctx, text_width, device=device).normal_(std=0.02).to(dtype))
+        self.mask_embedding = nn.Parameter((torch.empty(1, n_patches, vision_width, device=device).normal_(std=0.02) * 10).to(dtype))
         tokens, self.ctx_starts = prompt_tokens(self.position_names, self.class_names, n_ctx, clip.context_length)
         self.register_buffer("tokens", tokens.to(device), persistent=False)                    # (5, 2, 77)
         with torch.no_grad(): embeddings = clip.token_embedding(self.tokens).float()
@@ -277,6 +320,14 @@ class PPAD(nn.Module):
     @property
     def logit_scale(self) -> torch.Tensor: return self.clip.logit_scale.exp()
 
+    @property
+    def precision(self) -> str: return getattr(self.clip, "ppad_precision", "fp32")
+
+    def autocast(self):
+        "bfloat16 autocast on the model's device for precision 'bf16'; otherwise nothing."
+        if self.precision != "bf16": return contextlib.nullcontext()
+        return torch.autocast(self.ctx.device.type, dtype=torch.bfloat16)
+
     def text_features(self, regions: torch.Tensor) -> torch.Tensor:
         "Normalised text features (len(regions), classes, E) of the prompts of distinct `regions`."
         if self._can_cache():
@@ -291,7 +342,7 @@ class PPAD(nn.Module):
         return not self.training and not (torch.is_grad_enabled() and self.ctx.requires_grad)
 
     def _encode_text(self, regions: torch.Tensor) -> torch.Tensor:
-        embeddings = insert_context(self.token_embeddings[regions], self.ctx, [self.ctx_starts[r] for r in regions.tolist()])
+        embeddings = insert_context(self.token_embeddings[regions].to(self.ctx.dtype), self.ctx, [self.ctx_starts[r] for r in regions.tolist()])
         features = encode_prompts(self.clip, embeddings.flatten(0, 1), self.tokens[regions].flatten(0, 1).argmax(-1))
         features = features / features.norm(dim=-1, keepdim=True)
         return features.view(len(regions), len(self.class_names), -1)   # (R, C, E)
@@ -317,12 +368,17 @@ class PPAD(nn.Module):
         "Scaled logits (B, classes) of `images` (B, 3, 224, 224), each in its region (B,) 0..4."
         regions = torch.as_tensor(regions, device=images.device).long()
         distinct, which = torch.unique(regions, return_inverse=True)
-        text = self.text_features(distinct)[which]                     # (B, C, E): one text pass per distinct region
-        image = self.image_features(images, regions)                   # (B, E)
-        return self.logit_scale * torch.einsum("be,bce->bc", image, text)
+        with self.autocast():
+            text = self.text_features(distinct)[which]                 # (B, C, E): one text pass per distinct region
+            image = self.image_features(images, regions)               # (B, E)
+            logits = self.logit_scale * torch.einsum("be,bce->bc", image, text)
+        return logits.float() if logits.dtype == torch.bfloat16 else logits  # float16 as released; bf16 only inside
 
     def region_probs(self, images: torch.Tensor, chunk: int = 32) -> torch.Tensor:
         "Abnormal probability (B, 5) of every image in every region."
+        with self.autocast(): return self._region_probs(images, chunk).float() if self.precision == "bf16" else self._region_probs(images, chunk)
+
+    def _region_probs(self, images: torch.Tensor, chunk: int) -> torch.Tensor:
         n_regions = len(self.position_names)
         text = self.text_features(torch.arange(n_regions, device=images.device))   # (5, C, E)
         # one vision pass per region (without the image prompt all regions see the same image: one pass),

@@ -28,8 +28,8 @@ from .synthesis import paste_patch, synthesize_anomaly
 
 # %% auto #0
 __all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'LEARNER_FILE', 'RUN_FILES', 'OLD_RUN_FILES', 'ppad_loss', 'TrainingSample',
-           'TrainingSet', 'EpochBatches', 'training_loader', 'TrainResult', 'read_run_state', 'run_learner',
-           'read_run_checkpoint', 'prepare_run_dir', 'write_history', 'plot_history', 'train']
+           'TrainingSet', 'EpochBatches', 'training_loader', 'prompt_optimizer', 'fit', 'TrainResult', 'read_run_state',
+           'run_learner', 'read_run_checkpoint', 'prepare_run_dir', 'write_history', 'plot_history', 'train']
 
 # %% ../nbs/04_train.ipynb #85ed18d4
 def ppad_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -101,6 +101,34 @@ def training_loader(dataset: TrainingSet, batch_size: int, seed: int, epochs: in
     return torch.utils.data.DataLoader(dataset, batch_sampler=EpochBatches(len(dataset), batch_size, seed, epochs, start_epoch),
                                        num_workers=workers, worker_init_fn=_quiet_worker if workers else None,
                                        persistent_workers=workers > 0, multiprocessing_context=context)
+
+# %% ../nbs/04_train.ipynb #9e420439
+def prompt_optimizer(model: PPAD, lr: float = 0.001, momentum: float = 0.9, t_max: int = 100) -> tuple:
+    "SGD with momentum on `ctx` and `mask_embedding`, and the released cosine schedule (T_max = `t_max` scheduler steps)."
+    optimizer = torch.optim.SGD([model.ctx, model.mask_embedding], lr=lr, momentum=momentum)
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t_max)
+
+def fit(model: PPAD, batches, *, lr: float = 0.001, momentum: float = 0.9, t_max: int = 100,
+        optimizer=None, scheduler=None, on_step=None) -> list:
+    "Train the prompts on `batches` of (images, regions, targets); the loss of each step."
+    if optimizer is None: optimizer, scheduler = prompt_optimizer(model, lr, momentum, t_max)
+    device, losses = model.ctx.device, []
+    model.train()
+    try:
+        for images, regions, targets in batches:
+            rate = optimizer.param_groups[0]["lr"]  # the rate this step uses
+            logits = model(torch.as_tensor(images).to(device), torch.as_tensor(regions, device=device))
+            loss = ppad_loss(logits, torch.as_tensor(targets, dtype=torch.float32, device=device))
+            if not bool(torch.isfinite(loss)): raise FloatingPointError(f"the loss is {loss.item()}")  # never step on NaN
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None: scheduler.step()   # once per iteration, as released
+            losses.append(loss.item())
+            if on_step is not None and on_step(len(losses) - 1, losses[-1], rate): break  # a callback may stop early
+    finally:
+        model.eval()
+    return losses
 
 # %% ../nbs/04_train.ipynb #c6cf94fc
 LEARNER_FILE = "learner.safetensors"  # the kit's learner; runs of earlier versions hold learner.pt
@@ -240,7 +268,7 @@ def _save_checkpoint(run_dir: Path, model, optimizer, scheduler, epoch: int, his
                   "mask_embedding": model.mask_embedding.detach().cpu(), "optimizer": optimizer.state_dict(),
                   "scheduler": scheduler.state_dict(), "history": _history_rows(history), "preset": asdict(preset), "seed": seed,
                   "shots": [Path(f).relative_to(root).as_posix() for f in shots], "model": model.model_config(),
-                  "clip": dict(getattr(model.clip, "ppad_source", {}))}
+                  "clip": dict(getattr(model.clip, "ppad_source", {})), "precision": model.precision}
     checkpoint["digest"] = _digest(checkpoint)
     with atomic_write(run_dir / "checkpoint.pt", "wb") as f: torch.save(checkpoint, f)
 
@@ -278,7 +306,7 @@ def _reused_shots(shots_file, root: Path, normals, preset: Preset) -> list:
 # %% ../nbs/04_train.ipynb #32a4279a
 def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, resume: bool = False, overwrite: bool = False,
           workers: int = 0, device: str | None = None, progress: bool = True, stop_after: int | None = None, clip=None,
-          settings=None, model_options: dict | None = None, shots_file=None, **overrides) -> TrainResult:
+          settings=None, model_options: dict | None = None, shots_file=None, precision: str = "fp32", **overrides) -> TrainResult:
     "Train PPAD's prompts with a preset (name or `Preset`, fields overridable); optionally keep a resumable run folder `out`."
     model_options = dict(model_options or {})  # PPAD's prompt settings (position_names, image_prompt, n_ctx): the baselines change them
     from tqdm.auto import tqdm
@@ -301,17 +329,18 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
     if clip is None:
         weights = clip_weights_path(clip_weights)
         if weights is None: raise PPADError("no CLIP weights: pass --clip-weights (or clip_weights=) or set PPAD_CLIP_WEIGHTS")
-        clip = load_clip(weights, device=device)
+        clip = load_clip(weights, device=device, precision=precision)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the prompts' initial values belong to the run's seed
         model = PPAD(clip, class_names=preset.class_names, **model_options).to(device)
-    optimizer = torch.optim.SGD([model.ctx, model.mask_embedding], lr=preset.lr, momentum=preset.momentum)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=preset.epochs)  # stepped per iteration, as released
+    optimizer, scheduler = prompt_optimizer(model, preset.lr, preset.momentum, t_max=preset.epochs)  # stepped per iteration, as released
     start_epoch, history = 0, []
     if checkpoint is not None:
         _check_same_clip(checkpoint, clip, run_dir)
         if checkpoint.get("model", model.model_config()) != model.model_config():
             raise input_error(run_dir, f"was started with the model settings {checkpoint['model']}, not {model.model_config()}")
+        if checkpoint.get("precision", "fp32") != model.precision:
+            raise input_error(run_dir, f"was started with precision {checkpoint.get('precision', 'fp32')}, not {model.precision}; resume with the same --precision")
         with torch.no_grad(): model.ctx.copy_(checkpoint["ctx"]); model.mask_embedding.copy_(checkpoint["mask_embedding"])
         optimizer.load_state_dict(checkpoint["optimizer"]); scheduler.load_state_dict(checkpoint["scheduler"])
         start_epoch, history = checkpoint["epoch"], _history_dicts(checkpoint["history"])
@@ -327,33 +356,29 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
     dataset = TrainingSet(images, seed, preset.synthesis, preset.synthesis_prob)
     loader = training_loader(dataset, preset.batch_size, seed, preset.epochs, start_epoch, workers)
     per_epoch, last_epoch = loader.batch_sampler.per_epoch, preset.epochs if stop_after is None else min(preset.epochs, stop_after)
-    model.train()
     bar = tqdm(total=per_epoch * preset.epochs, initial=per_epoch * start_epoch, desc=f"training {preset.name} seed {seed}",
                unit="step", disable=not progress or None)
+    def after_step(index: int, loss: float, lr: float) -> bool:
+        "Record the step; at the end of an epoch check the prompts and save the run folder; True stops (`stop_after`)."
+        step = per_epoch * start_epoch + index
+        epoch = step // per_epoch
+        history.append({"iteration": step, "epoch": epoch, "loss": loss, "lr": lr})
+        bar.update(1); bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+        if (step + 1) % per_epoch: return False
+        if count_nonfinite(model.ctx) or count_nonfinite(model.mask_embedding):
+            raise _diverged(run_dir, step, epoch, "the prompts hold NaN or infinite values")
+        if run_dir is not None:
+            _save_checkpoint(run_dir, model, optimizer, scheduler, epoch + 1, history, preset, seed, shots, root)
+            _write_state(run_dir, preset, seed, root, clip, epoch + 1, history, started, finished=False, model=model)
+        return epoch + 1 >= last_epoch
     try:
-        for step, (batch, regions, targets) in enumerate(loader, start=per_epoch * start_epoch):
-            epoch, lr = step // per_epoch, optimizer.param_groups[0]["lr"]
-            loss = ppad_loss(model(batch.to(device), regions.to(device)), targets.to(device))
-            if not bool(torch.isfinite(loss)): raise _diverged(run_dir, step, epoch, f"the loss is {loss.item()}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            history.append({"iteration": step, "epoch": epoch, "loss": loss.item(), "lr": lr})
-            bar.update(1); bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
-            if (step + 1) % per_epoch == 0:
-                if count_nonfinite(model.ctx) or count_nonfinite(model.mask_embedding):
-                    raise _diverged(run_dir, step, epoch, "the prompts hold NaN or infinite values")
-                if run_dir is not None:
-                    _save_checkpoint(run_dir, model, optimizer, scheduler, epoch + 1, history, preset, seed, shots, root)
-                    _write_state(run_dir, preset, seed, root, clip, epoch + 1, history, started, finished=False, model=model)
-                if epoch + 1 >= last_epoch: break
+        try: fit(model, loader, optimizer=optimizer, scheduler=scheduler, on_step=after_step)
+        except FloatingPointError as e: raise _diverged(run_dir, len(history), len(history) // per_epoch, str(e)) from None
     except BaseException:
         lock.close()
         raise
     finally:
         bar.close()
-    model.eval()
     finished = last_epoch == preset.epochs
     if run_dir is not None and finished:
         model.save_learner(run_dir / LEARNER_FILE)
