@@ -56,10 +56,6 @@ def convex_hull(points: np.ndarray) -> tuple:
     return np.asarray(points, np.float64)[hull.vertices], hull.simplices.astype(np.int64)
 
 # %% ../nbs/02_synthesis.ipynb #4126e33e
-def _ray_meets(x0, y0, x1, y1, tx, ty):
-    "matplotlib's test: does the rightward ray from (tx, ty) meet the edge (x0, y0) -> (x1, y1) that straddles row ty?"
-    return ((y1 - ty) * (x0 - x1) >= (x1 - tx) * (y0 - y1)) == (y1 >= ty)
-
 def fill_polygons(polygons, shape: tuple, groups=None) -> np.ndarray:
     "Even-odd fills of closed polygons ((k, 2) arrays of x, y) on an (H, W) grid: their union, or one union per group (G, H, W)."
     height, width = shape
@@ -69,7 +65,6 @@ def fill_polygons(polygons, shape: tuple, groups=None) -> np.ndarray:
     following = np.arange(1, len(starts) + 1)
     following[closing - 1] = closing - sizes  # each polygon closes onto its first corner
     ends = starts[following]
-    polygon = np.repeat(np.arange(len(sizes)), sizes)
     # an edge crosses row y when exactly one end has y-coordinate >= y: rows floor(min)+1 .. floor(max)
     low = np.maximum(np.floor(np.minimum(starts[:, 1], ends[:, 1])) + 1, 0).astype(np.int64)
     high = np.minimum(np.floor(np.maximum(starts[:, 1], ends[:, 1])), height - 1).astype(np.int64)
@@ -77,21 +72,26 @@ def fill_polygons(polygons, shape: tuple, groups=None) -> np.ndarray:
     edge = np.repeat(np.arange(len(count)), count)
     row = np.arange(len(edge)) + np.repeat(low - (np.cumsum(count) - count), count)
     (x0, y0), (x1, y1), ty = starts[edge].T, ends[edge].T, row.astype(np.float64)
+    # matplotlib's test for the ray from (tx, ty): ((y1 - ty) (x0 - x1) >= (x1 - tx) (y0 - y1)) == (y1 >= ty), true up to a last column
+    left, dy, up = (y1 - ty) * (x0 - x1), y0 - y1, y1 >= ty
     crossing = x1 + (ty - y1) * (x0 - x1) / (y0 - y1)
-    # the last column whose rightward ray meets the edge (x <= crossing going up, x < crossing going down), by matplotlib's test
-    guess = np.where(y1 >= ty, np.floor(crossing), np.ceil(crossing) - 1)
-    last = (guess - 1 + _ray_meets(x0, y0, x1, y1, guess, ty) + _ray_meets(x0, y0, x1, y1, guess + 1, ty)).astype(np.int64)
-    order = np.lexsort((last, row, polygon[edge]))
-    row, last, owner = row[order], last[order], polygon[edge][order]
-    first_col, last_col, run_row = np.maximum(last[0::2] + 1, 0), np.minimum(last[1::2], width - 1), row[0::2]
-    n_groups = 1 if groups is None else int(np.max(groups)) + 1
-    if groups is not None: run_row = run_row + np.asarray(groups)[owner[0::2]] * height
+    guess = np.where(up, np.floor(crossing), np.ceil(crossing) - 1)  # x <= crossing going up, x < crossing going down
+    last = guess - 1 + ((left >= (x1 - guess) * dy) == up) + ((left >= (x1 - guess - 1) * dy) == up)  # the test decides
+    # one sort key per crossing: polygon, row, last column (clipped to [-1, W - 1], which keeps the runs)
+    polygon = np.repeat(np.arange(len(sizes)), sizes)[edge]
+    key = np.sort((polygon * height + row) * (width + 1) + np.clip(last, -1, width - 1).astype(np.int64) + 1)
+    last, polygon_row = key % (width + 1) - 1, key // (width + 1)
+    run_row = polygon_row[0::2] % height
+    if groups is not None: run_row = run_row + np.asarray(groups)[polygon_row[0::2] // height] * height
+    first_col, last_col = last[0::2] + 1, last[1::2]
     keep = first_col <= last_col
-    index = run_row[keep] * (width + 1)
-    n = n_groups * height * (width + 1)
-    runs = np.bincount(index + first_col[keep], minlength=n) - np.bincount(index + last_col[keep] + 1, minlength=n)
-    filled = np.cumsum(runs.reshape(n_groups, height, width + 1)[..., :width], axis=2) > 0
-    return filled[0] if groups is None else filled
+    run_start, run_length = (run_row * width + first_col)[keep], (last_col - first_col + 1)[keep]
+    # paint every run: the flat index of each of its pixels, all runs at once
+    painted = np.arange(run_length.sum()) + np.repeat(run_start - (np.cumsum(run_length) - run_length), run_length)
+    n_groups = 1 if groups is None else max(groups) + 1
+    filled = np.zeros(n_groups * height * width, bool)
+    filled[painted] = True
+    return filled.reshape(n_groups, height, width)[0] if groups is None else filled.reshape(n_groups, height, width)
 
 # %% ../nbs/02_synthesis.ipynb #56c5f1d3
 CONTROL_SIGMA = 8.0   # px, standard deviation of the control points around the edge midpoint
@@ -148,8 +148,9 @@ def blob_corner(centre: int, side: int, image_size: int) -> int:
 def draw_centre(region: int, rng) -> tuple:
     "A random centre (row, column) in `region`'s box: uniform integers in [first, last), row drawn first."
     (top, bottom), (left, right) = REGION_BOXES[region]
-    row, col = Draws(rng).integers([top, left], [bottom, right])
-    return int(row), int(col)
+    rng = Draws(rng)
+    row = rng.integers(top, bottom)
+    return int(row), int(rng.integers(left, right))
 
 def place_blob(blob_mask: np.ndarray, centre: tuple, image_size: int = IMAGE_SIZE) -> np.ndarray:
     "The blob's canvas on an image-sized mask, centred at `centre` (row, column) and moved inside the image."
@@ -167,27 +168,35 @@ def _window(mask: np.ndarray) -> tuple:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
 
-def gamma_map(mask: np.ndarray, strength: float) -> np.ndarray:
-    "Per-pixel gamma: 1 + strength * d / max(d) inside the blob, 1 on its inner boundary and outside."
-    gamma = np.ones(mask.shape)
-    if not mask.any(): return gamma
+def _gamma_inside(mask: np.ndarray, strength: float) -> tuple:
+    "The mask's window, which of its pixels lie deeper than the rim, and their gamma."
     window = _window(mask)
     distance = cv2.distanceTransform(mask[window].view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     squared = np.rint(np.square(distance, dtype=np.float64))  # exact integers
     inside = squared > 1
-    if inside.any():
-        depth = np.sqrt(squared[inside])
-        gamma[window][inside] = 1 + depth / depth.max() * strength
+    depth = np.sqrt(squared[inside])
+    return window, inside, (1 + depth / depth.max() * strength) if depth.size else depth
+
+def gamma_map(mask: np.ndarray, strength: float) -> np.ndarray:
+    "Per-pixel gamma: 1 + strength * d / max(d) inside the blob, 1 on its inner boundary and outside."
+    gamma = np.ones(mask.shape)
+    if not mask.any(): return gamma
+    window, inside, values = _gamma_inside(mask, strength)
+    gamma[window][inside] = values
     return gamma
 
 # %% ../nbs/02_synthesis.ipynb #a6e30c85
 _UNIT = (np.arange(256, dtype=np.float32) / np.float32(255)).astype(np.float64)  # I / 255 as the released code rounds it
 
+def _gamma_pixels(values: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    "255 (I / 255) ** gamma for 8-bit values, clipped and truncated to uint8."
+    return np.clip(_UNIT[values] ** gamma * 255, 0, 255).astype(np.uint8)
+
 def apply_gamma(image: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     "255 (I / 255) ** gamma, clipped and truncated to uint8, computed only where gamma != 1."
     out = image.copy()
     changed = gamma != 1
-    out[changed] = np.clip(_UNIT[image[changed]] ** gamma[changed] * 255, 0, 255).astype(np.uint8)
+    out[changed] = _gamma_pixels(image[changed], gamma[changed])
     return out
 
 # %% ../nbs/02_synthesis.ipynb #c30c092f
@@ -220,8 +229,12 @@ def synthesize_anomaly(image, region: int, rng=None, strength: float | None = No
     blob = random_blob(rng, image.shape[0])
     mask = place_blob(blob.mask, centre, image.shape[0])
     if strength is None: strength = STRENGTHS[int(rng.integers(0, len(STRENGTHS)))]
-    gamma = gamma_map(mask, strength)
-    return Synthesis(apply_gamma(image, gamma), mask, gamma, float(strength), region, centre)
+    gamma, out = np.ones(mask.shape), image.copy()
+    if mask.any():  # gamma_map and apply_gamma, on the blob's window only
+        window, inside, values = _gamma_inside(mask, strength)
+        gamma[window][inside] = values
+        out[window][inside] = _gamma_pixels(image[window][inside], values)
+    return Synthesis(out, mask, gamma, float(strength), region, centre)
 
 # %% ../nbs/02_synthesis.ipynb #68fc2d55
 def reference_synthesize_anomaly(image, region: int, rng=None, strength: float | None = None) -> Synthesis:
