@@ -76,7 +76,7 @@ def fill_polygons(polygons, shape: tuple, groups=None) -> np.ndarray:
     left, dy, up = (y1 - ty) * (x0 - x1), y0 - y1, y1 >= ty
     crossing = x1 + (ty - y1) * (x0 - x1) / (y0 - y1)
     guess = np.where(up, np.floor(crossing), np.ceil(crossing) - 1)  # x <= crossing going up, x < crossing going down
-    last = guess - 1 + ((left >= (x1 - guess) * dy) == up) + ((left >= (x1 - guess - 1) * dy) == up)  # the test decides
+    last = guess - 1 + ((left >= (x1 - guess) * dy) == up) + ((left >= (x1 - (guess + 1)) * dy) == up)  # the test decides, as written
     # one sort key per crossing: polygon, row, last column (clipped to [-1, W - 1], which keeps the runs)
     polygon = np.repeat(np.arange(len(sizes)), sizes)[edge]
     key = np.sort((polygon * height + row) * (width + 1) + np.clip(last, -1, width - 1).astype(np.int64) + 1)
