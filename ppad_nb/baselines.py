@@ -12,16 +12,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .config import PPADError, Preset, atomic_write, clip_weights_path, data_root, default_device, get_preset, input_error
 from .data import REGION_NAMES, read_dataset
 from .evaluate import METRIC_NAMES, evaluate, percent, read_report, summarize, write_report
-from .model import PPAD, load_clip
+from .model import PPAD, load_clip, prompt_text
 from .train import read_run_state, train
 
 # %% auto #0
-__all__ = ['NO_NAMES', 'METHODS', 'PUBLISHED', 'Method', 'build_model', 'reproduce', 'table_rows', 'markdown_table',
-           'write_table']
+__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'Method', 'drop_period', 'build_model', 'reproduce',
+           'table_rows', 'markdown_table', 'write_table']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -37,17 +38,30 @@ class Method:
 
 METHODS = {m.name: m for m in [
     Method("ppad", "PPAD: position-guided text and image prompts, trained with SAS"),
-    Method("chexzero", "CheXzero zero-shot: prompts 'normal.' and 'pneumonia.', nothing learned", dict(n_ctx=0, position_names=NO_NAMES, image_prompt=False), trained=False),
+    Method("chexzero", "CheXzero zero-shot: prompts 'normal.' and 'pneumonia.' (VinDr-CXR: no period, as released), nothing learned", dict(n_ctx=0, position_names=NO_NAMES, image_prompt=False), trained=False),
     Method("coop", "CoOp: learned text context only, whole image, no position name", dict(position_names=NO_NAMES, image_prompt=False)),
     Method("no_position", "PPAD without position names in the text prompt", dict(position_names=NO_NAMES)),
     Method("no_image_prompt", "PPAD without the image prompt", dict(image_prompt=False)),
     Method("patch", "PPAD trained with patch paste instead of SAS", synthesis="patch"),
 ]}
 
-def build_model(method: str | Method, clip, class_names=("normal", "pneumonia")) -> PPAD:
-    "The (untrained) model of a method."
+NO_PERIOD_LAYOUTS = ("vindr",)  # the released VinDr-CXR zero-shot script prompts "normal" / "pneumonia", without the period
+
+def drop_period(model: PPAD) -> PPAD:
+    "Remove the final period of every prompt of `model` (in place) and return it."
+    from open_clip.tokenizer import tokenize
+    n_ctx, length = model.ctx.shape[0], model.tokens.shape[-1]
+    tokens = torch.stack([tokenize([prompt_text(p, c, n_ctx).removesuffix(".") for c in model.class_names], context_length=length)
+                          for p in model.position_names]).to(model.tokens.device)
+    with torch.no_grad(): model.token_embeddings = model.clip.token_embedding(tokens).to(model.token_embeddings.dtype)
+    model.tokens, model._text_cache = tokens, None
+    return model
+
+def build_model(method: str | Method, clip, class_names=("normal", "pneumonia"), layout: str | None = None) -> PPAD:
+    "The (untrained) model of a method; on VinDr-CXR (`layout`) the zero-shot prompts lose their period, as released."
     method = METHODS[method] if isinstance(method, str) else method
-    return PPAD(clip, class_names=class_names, **method.model_options)
+    model = PPAD(clip, class_names=class_names, **method.model_options)
+    return drop_period(model) if not method.trained and layout in NO_PERIOD_LAYOUTS else model
 
 # %% ../nbs/06_baselines.ipynb #baaaefc7
 PUBLISHED = {
@@ -101,7 +115,7 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
                     _log(f"{label}: trained in {time.time() - started:.0f} s", quiet)
                 model = PPAD.from_learner(clip, run_dir / "learner.pt")
             else:
-                model = build_model(method, clip, preset.class_names)
+                model = build_model(method, clip, preset.class_names, preset.layout)
             report_dir = run_dir / "report"
             if not _evaluated(run_dir, report_dir):
                 evaluation = evaluate(model, test_set, eval_batch_size, preset.synthesis_size, device, progress=not quiet)

@@ -10,7 +10,7 @@ import contextlib
 import os
 import random
 import tempfile
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 
@@ -95,6 +95,7 @@ class Preset:
     seeds: tuple           # one run per seed, each with its own few-shot sample
     class_names: tuple     # the class words of the text prompts
     metrics: tuple         # the paper's columns for this data set
+    patch_sources: str = "all"  # `patch` synthesis cuts its squares from `all` normal training images (as released) or the `shots` only
 
 # %% ../nbs/00_config.ipynb #dbfcbc69
 def _parse_value(kind, text: str):
@@ -117,6 +118,7 @@ def read_presets(path=None) -> dict:
     for name in parser.sections():
         values = {"name": name}
         for f in fields(Preset)[1:]:
+            if f.name not in parser[name] and f.default is not MISSING: continue  # a later addition: older files keep working
             if f.name not in parser[name]: raise input_error(path, f"[{name}] lacks the key '{f.name}'")
             text = parser[name][f.name]
             try: values[f.name] = _parse_value(f.type, text)

@@ -45,9 +45,15 @@ class TrainingSample:
 
 class TrainingSet:
     "Few-shot training samples: a random region each, and with probability `synthesis_prob` an anomaly in it."
-    def __init__(self, images, seed: int, synthesis: str = "sas", synthesis_prob: float = 0.5):
+    def __init__(self, images, seed: int, synthesis: str = "sas", synthesis_prob: float = 0.5, sources=None):
         if synthesis not in ("sas", "patch"): raise PPADError(f"synthesis must be 'sas' or 'patch', not {synthesis!r}")
         self.images, self.seed, self.synthesis, self.synthesis_prob = list(images), seed, synthesis, synthesis_prob
+        self.sources = self.images if sources is None else list(sources)  # patch sources: arrays, or image files read when needed
+
+    def source(self, index: int) -> np.ndarray:
+        "Patch source `index`, at the shots' size."
+        source = self.sources[index]
+        return source if isinstance(source, np.ndarray) else load_image(source, len(self.images[0]))
 
     def __len__(self): return len(self.images)
 
@@ -57,7 +63,7 @@ class TrainingSet:
         image, region = self.images[index], int(rng.integers(5))
         if rng.random() >= self.synthesis_prob: return TrainingSample(image, region, (1.0, 0.0), None)
         if self.synthesis == "sas": result = synthesize_anomaly(image, region, rng)
-        else: result = paste_patch(image, self.images[int(rng.integers(len(self.images)))], region, rng)  # another shot as source
+        else: result = paste_patch(image, self.source(int(rng.integers(len(self.sources)))), region, rng)
         return TrainingSample(result.image, region, (0.0, 1.0), result)
 
     def __getitem__(self, key):
@@ -209,6 +215,7 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
     from tqdm.auto import tqdm
     preset = get_preset(preset, settings, **overrides) if isinstance(preset, str) else replace(preset, **{k: v for k, v in overrides.items() if v is not None})
     if preset.epochs < 1 or preset.shots < 1: raise PPADError(f"epochs and shots must be at least 1 (got {preset.epochs}, {preset.shots})")
+    if preset.patch_sources not in ("all", "shots"): raise PPADError(f"patch_sources must be 'all' or 'shots', not {preset.patch_sources!r}")
     run_dir = Path(out) if out is not None else None
     checkpoint = prepare_run_dir(run_dir, resume, overwrite) if run_dir is not None else None
     if checkpoint is not None: _check_resumable(checkpoint, preset, seed, run_dir)
@@ -240,7 +247,8 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
         write_shot_manifest(run_dir / "shots.csv", shots, root, seed)
         _write_state(run_dir, preset, seed, root, clip, start_epoch, history, started, finished=False, model=model)
 
-    dataset = TrainingSet(images, seed, preset.synthesis, preset.synthesis_prob)
+    sources = read_dataset(root, preset.layout, "train").normals() if preset.synthesis == "patch" and preset.patch_sources == "all" else None
+    dataset = TrainingSet(images, seed, preset.synthesis, preset.synthesis_prob, sources)  # patches from all normals (as released) or the shots
     loader = training_loader(dataset, preset.batch_size, seed, preset.epochs, start_epoch, workers)
     per_epoch, last_epoch = loader.batch_sampler.per_epoch, preset.epochs if stop_after is None else min(preset.epochs, stop_after)
     model.train()
