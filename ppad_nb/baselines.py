@@ -57,7 +57,9 @@ def drop_period(model: PPAD) -> PPAD:
     model.tokens, model._text_cache = tokens, None
     return model
 
-def build_model(method: str | Method, clip, class_names=("normal", "pneumonia"), layout: str | None = None) -> PPAD:
+def build_model(method: str | Method, clip, class_names=("normal", "pneumonia"),
+                layout: str | None = None,  # the data set's layout: `vindr` drops the zero-shot prompts' period, as released
+               ) -> PPAD:
     "The (untrained) model of a method; on VinDr-CXR (`layout`) the zero-shot prompts lose their period, as released."
     method = METHODS[method] if isinstance(method, str) else method
     model = PPAD(clip, class_names=class_names, **method.model_options)

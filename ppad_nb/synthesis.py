@@ -285,8 +285,11 @@ def reference_synthesize_anomaly(image, region: int, rng=None, strength: float |
     return Synthesis(result.numpy().astype(np.uint8), mask, gamma, float(strength), region, centre)
 
 # %% ../nbs/02_synthesis.ipynb #84f69f89
-def paste_patch(image, source, region: int, rng=None, opacity_rng=None) -> Synthesis:
-    "The 'without SAS' ablation as released: blend a square of `source` into `region` with opacity in [0.5, 1); `opacity_rng`: a torch.Generator."
+def paste_patch(image, source, region: int,
+                rng=None,          # the square's draws: RandomState (as released), Generator, seed or None
+                opacity_rng=None,  # torch.Generator of the opacity (`torch.default_generator`: as released); None: seeded from `rng`
+               ) -> Synthesis:
+    "The 'without SAS' ablation as released: blend a square of `source` into `region` with an opacity in [0.5, 1)."
     import torch
     image, source, region, rng = _as_gray_array(image), _as_gray_array(source), _check_region(region), Draws(rng)
     if source.shape != image.shape: raise PPADError(f"source image is {source.shape}, expected {image.shape}")
