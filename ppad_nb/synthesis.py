@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.spatial import ConvexHull
+from scipy.spatial import ConvexHull, QhullError
 
 from .config import PPADError
 from .data import IMAGE_SIZE, REGION_BOXES, REGION_NAMES
@@ -52,7 +52,10 @@ def random_points(rng, width: int, height: int, n: int = N_POINTS) -> np.ndarray
 
 def convex_hull(points: np.ndarray) -> tuple:
     "Qhull's hull of `points`: corners counter-clockwise (k, 2) and edges as (start, end) indices into `points`, in Qhull's order and direction (k, 2)."
-    hull = ConvexHull(points)
+    try: hull = ConvexHull(points)
+    except QhullError:  # all points on one line (only likely on tiny images): the hull is that segment, walked both ways
+        ends = np.lexsort(np.asarray(points).T[::-1])[[0, -1]]
+        return np.asarray(points, np.float64)[ends], np.array([ends, ends[::-1]], dtype=np.int64)
     return np.asarray(points, np.float64)[hull.vertices], hull.simplices.astype(np.int64)
 
 # %% ../nbs/02_synthesis.ipynb #4126e33e
