@@ -8,17 +8,19 @@ from __future__ import annotations
 import csv
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import PPADError, Preset, atomic_write, clip_weights_path, data_root, default_device, get_preset, input_error
+from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights_path, data_root, default_device, get_preset,
+                            input_error, preset_from_dict)
 from .data import REGION_NAMES, read_dataset
-from .evaluate import METRIC_NAMES, evaluate, percent, read_report, summarize, write_report
+from .evaluate import METRIC_NAMES, REPORT_FILES, evaluate, percent, read_report, summarize, write_report
 from .model import PPAD, load_clip, prompt_text
-from .train import read_run_state, train
+from .safety import check_device, check_seed, check_writable, folder_lock
+from .train import read_run_state, run_learner, train
 
 # %% auto #0
 __all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'Method', 'drop_period', 'build_model', 'reproduce',
@@ -82,53 +84,100 @@ PUBLISHED = {
 def _log(message: str, quiet: bool):
     if not quiet: print(message, flush=True)
 
-def _evaluated(run_dir: Path, report_dir: Path) -> bool:
-    "A report newer than the learner it evaluated (or than the run, for the zero-shot baseline)."
-    learner = run_dir / "learner.pt"
-    return (report_dir / "metrics.json").is_file() and (not learner.exists() or (report_dir / "metrics.json").stat().st_mtime >= learner.stat().st_mtime)
+def _json(value):
+    "`value` as it reads back from JSON (tuples become lists), so records and expectations compare equal."
+    return json.loads(json.dumps(value))
+
+def _clip_record(source: dict) -> dict:
+    "What identifies a CLIP: the SHA-256 of its weights file, else its spec (random:tiny)."
+    source = source or {}
+    return {"sha256": source["sha256"]} if source.get("sha256") else {"spec": source.get("spec")}
+
+def _difference(recorded: dict, expected: dict) -> str | None:
+    "The first setting in which a recorded result differs from the one asked for, as 'NAME = THEIRS, not OURS'; None if none does."
+    for key, ours in expected.items():
+        theirs = recorded.get(key)
+        if key == "preset" and isinstance(theirs, dict):
+            theirs = _json(asdict(preset_from_dict(theirs)))
+            changed = [k for k in ours if theirs.get(k) != ours[k]]
+            if changed: return f"{changed[0]} = {theirs.get(changed[0])!r}, not {ours[changed[0]]!r}"
+        elif key == "clip": 
+            if _clip_record(theirs) != ours: return f"the CLIP {(theirs or {}).get('spec')} ({str(list(_clip_record(theirs).values())[0])[:16]}), not {str(list(ours.values())[0])[:16]}"
+        elif key == "data":
+            if theirs is None or Path(theirs).resolve() != Path(ours).resolve(): return f"the data {theirs}, not {ours}"
+        elif theirs != ours: return f"{key} = {theirs!r}, not {ours!r}"
+    return None
+
+def _report_done(report_dir: Path, made_with: dict) -> bool | None:
+    "True for a complete report made exactly as asked; None for a report of the same settings but an older learner (or a partial one); False otherwise."
+    if not all((report_dir / name).is_file() for name in REPORT_FILES): return None   # missing or partial: recompute
+    try: record = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError): return None                                       # damaged: recompute
+    theirs = record.get("made_with") if isinstance(record, dict) else None
+    if not isinstance(theirs, dict): return None                                     # an earlier version's report: recompute
+    if _difference(theirs, {k: v for k, v in made_with.items() if k != "learner_sha256"}) is not None: return False
+    return True if theirs.get("learner_sha256") == made_with.get("learner_sha256") else None
 
 def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, methods=("ppad",), out="reproduce", workers: int = 0,
-              device: str | None = None, eval_batch_size: int = 32, clip=None, settings=None, quiet: bool = False, **overrides) -> dict:
+              device: str | None = None, eval_batch_size: int = 32, clip=None, settings=None, quiet: bool = False, overwrite: bool = False,
+              **overrides) -> dict:
     "Train and evaluate every method and seed (restartable), and write the paper-format table; returns {method: [metrics per seed]}."
-    preset = get_preset(preset, settings, **overrides) if isinstance(preset, str) else replace(preset, **{k: v for k, v in overrides.items() if v is not None})
+    from ppad_nb.model import file_sha256
+    preset = get_preset(preset, settings, **overrides) if isinstance(preset, str) else check_preset(replace(preset, **{k: v for k, v in overrides.items() if v is not None}))
     unknown = [m for m in methods if m not in METHODS]
     if unknown: raise PPADError(f"unknown method(s) {', '.join(unknown)} (known: {', '.join(METHODS)})")
-    seeds, out, device = tuple(preset.seeds if seeds is None else seeds), Path(out), device or default_device()
+    seeds = tuple(check_seed(s, "--seeds") for s in (preset.seeds if seeds is None else seeds))
+    if not seeds: raise PPADError("--seeds needs at least one seed")
+    out, device = Path(out), check_device(device or default_device())
+    check_writable(out, folder=True)
     root = data_root(preset, data)
     test_set = read_dataset(root, preset.layout, "test")
     if clip is None:
         weights = clip_weights_path(clip_weights)
         if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
         clip = load_clip(weights, device=device)
-    results = {}
-    for name in methods:
-        method, results[name] = METHODS[name], []
-        for seed in (seeds if method.trained else (None,)):
-            run_dir = out / name / (f"seed{seed}" if seed is not None else "")
-            label, started = f"{name}" + (f" seed {seed}" if seed is not None else ""), time.time()
-            if method.trained:
-                state = read_run_state(run_dir) if run_dir.is_dir() else None
-                if state and state.get("finished"): _log(f"{label}: finished run kept ({run_dir})", quiet)
+    clip_record, results = _clip_record(getattr(clip, "ppad_source", {})), {}
+    with folder_lock(out):
+        for name in methods:
+            method, results[name] = METHODS[name], []
+            run_preset = replace(preset, synthesis=method.synthesis or preset.synthesis)
+            config = _json(build_model(method, clip, preset.class_names).model_config())
+            for seed in (seeds if method.trained else (None,)):
+                run_dir = out / name / (f"seed{seed}" if seed is not None else "")
+                label, started = f"{name}" + (f" seed {seed}" if seed is not None else ""), time.time()
+                expected = {"preset": _json(asdict(run_preset)), "clip": clip_record, "data": str(root), "model": config}
+                if method.trained:
+                    state = read_run_state(run_dir) if run_dir.is_dir() else None
+                    changed = _difference(state, {**expected, "seed": seed}) if state else None
+                    if changed and not overwrite:
+                        raise input_error(run_dir, f"was made with {changed}; pass --overwrite to recompute it, or choose another --out")
+                    if state and state.get("finished") and not changed: _log(f"{label}: finished run kept ({run_dir})", quiet)
+                    else:
+                        resume = not changed and (run_dir / "checkpoint.pt").is_file()
+                        _log(f"{label}: {'resuming from epoch ' + str(state['epochs_done']) if resume and state else 'training'} ...", quiet)
+                        train(run_preset, data=root, seed=seed, out=run_dir, resume=resume, overwrite=bool(changed), workers=workers, device=device,
+                              clip=clip, progress=not quiet, model_options=method.model_options)
+                        _log(f"{label}: trained in {time.time() - started:.0f} s", quiet)
+                    learner = run_learner(run_dir)
+                    model = PPAD.from_learner(clip, learner)
+                    made_with = {**expected, "seed": seed, "learner_sha256": file_sha256(learner)}
                 else:
-                    resume = (run_dir / "checkpoint.pt").is_file()
-                    _log(f"{label}: {'resuming from epoch ' + str(state['epochs_done']) if resume and state else 'training'} ...", quiet)
-                    train(preset, data=root, seed=seed, out=run_dir, resume=resume, workers=workers, device=device, clip=clip,
-                          progress=not quiet, model_options=method.model_options, synthesis=method.synthesis)
-                    _log(f"{label}: trained in {time.time() - started:.0f} s", quiet)
-                model = PPAD.from_learner(clip, run_dir / "learner.pt")
-            else:
-                model = build_model(method, clip, preset.class_names, preset.layout)
-            report_dir = run_dir / "report"
-            if not _evaluated(run_dir, report_dir):
-                evaluation = evaluate(model, test_set, eval_batch_size, preset.synthesis_size, device, progress=not quiet)
-                write_report(report_dir, evaluation, title=f"{METHODS[name].description}; {preset.name}" + (f", seed {seed}" if seed is not None else ""),
-                             extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(clip, "ppad_source", {})})
-                scores = ", ".join(f"{METRIC_NAMES[k]} {percent(evaluation['metrics'][k])}" for k in preset.metrics)
-                _log(f"{label}: evaluated ({scores})", quiet)
-            else:
-                _log(f"{label}: report kept ({report_dir})", quiet)
-            results[name].append(read_report(report_dir)["metrics"])
-    write_table(out, preset, results, clip)
+                    model, made_with = build_model(method, clip, preset.class_names, preset.layout), {**expected, "seed": None, "learner_sha256": None}
+                report_dir = run_dir / "report"
+                done = _report_done(report_dir, made_with)
+                if done is False and not overwrite:
+                    recorded = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["made_with"]
+                    raise input_error(report_dir, f"was made with {_difference(recorded, made_with)}; pass --overwrite to recompute it, or choose another --out")
+                if not done:
+                    evaluation = evaluate(model, test_set, eval_batch_size, preset.synthesis_size, device, progress=not quiet)
+                    write_report(report_dir, evaluation, title=f"{METHODS[name].description}; {preset.name}" + (f", seed {seed}" if seed is not None else ""),
+                                 extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(clip, "ppad_source", {}), "made_with": made_with})
+                    scores = ", ".join(f"{METRIC_NAMES[k]} {percent(evaluation['metrics'][k])}" for k in preset.metrics)
+                    _log(f"{label}: evaluated ({scores})", quiet)
+                else:
+                    _log(f"{label}: report kept ({report_dir})", quiet)
+                results[name].append(read_report(report_dir)["metrics"])
+        write_table(out, preset, results, clip)
     return results
 
 # %% ../nbs/06_baselines.ipynb #d34b42bb

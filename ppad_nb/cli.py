@@ -13,15 +13,16 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .config import PPADError, atomic_write, clip_weights_path, default_device, get_preset, input_error
+from .safety import check_device, check_finite, check_seed, check_writable, folder_lock
 from .data import REGION_LABELS, list_images, load_image
 from .synthesis import STRENGTHS, paste_patch, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'DEMO_ENTRIES', 'run_script', 'format_table', 'check_output', 'add_options',
-           'outline', 'render_grid', 'synthesize_grid', 'synth_parser', 'synth', 'synth_main', 'score_parser', 'score',
-           'score_main', 'train_parser', 'train_command', 'train_main', 'evaluate_parser', 'evaluate_command',
-           'evaluate_main', 'reproduce_parser', 'reproduce_command', 'reproduce_main', 'banner', 'demo', 'demo_parser',
-           'demo_command', 'demo_main']
+__all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'DEMO_ENTRIES', 'DEMO_MARK', 'run_script', 'format_table', 'check_output',
+           'add_options', 'outline', 'render_grid', 'synthesized_tiles', 'synthesize_grid', 'write_grid_png',
+           'synth_parser', 'synth', 'synth_main', 'score_parser', 'score', 'score_main', 'train_parser',
+           'train_command', 'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
+           'reproduce_command', 'reproduce_main', 'banner', 'demo', 'demo_parser', 'demo_command', 'demo_main']
 
 # %% ../nbs/08_cli.ipynb #1955b210
 def run_script(main, argv=None, prog: str | None = None) -> int:
@@ -39,6 +40,9 @@ def run_script(main, argv=None, prog: str | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:  # the machine said no (disk full, permissions, a vanished file): one line, as for input errors
+        print(f"{prog}: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 2
     finally:
         warnings.showwarning = show
 
@@ -56,6 +60,7 @@ def check_output(path, force: bool = False, suffix: str | None = None) -> Path:
     "The output path, after refusing to replace an existing file unless `force` and checking its suffix."
     path = Path(path)
     if suffix and path.suffix.lower() != suffix: raise input_error(path, f"output must be a {suffix} file")
+    check_writable(path)  # before the work: a name too long, a file where a folder should be, a folder that cannot be written
     if path.is_dir(): raise input_error(path, "is a folder; give a file name")
     if path.exists() and not force: raise input_error(path, "already exists; pass --force to replace it")
     return path
@@ -99,13 +104,12 @@ def render_grid(tiles, captions, columns: int = 4) -> Image.Image:
 # %% ../nbs/08_cli.ipynb #8c5a8f95
 REGION_CHOICES = {**{str(i): i for i in range(5)}, **{label: i for i, label in enumerate(REGION_LABELS)}, "random": None}
 
-def synthesize_grid(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
-                    size: int = 224, show_outline: bool = True, progress: bool = True):
-    "Synthesize `count` anomalies from `files` and return (grid image, list of per-tile records)."
+def synthesized_tiles(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
+                      size: int = 224, show_outline: bool = True, progress: bool = True):
+    "Yield `count` anomalies from `files` one at a time, as (RGB tile, caption, record)."
     from tqdm.auto import tqdm
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(files))
-    tiles, captions, records = [], [], []
     for i in tqdm(range(count), desc="synthesizing", unit="image", disable=not progress or None, leave=False):
         file = files[order[i % len(files)]]
         image = load_image(file, size)
@@ -119,10 +123,35 @@ def synthesize_grid(files, count: int = 16, seed: int = 0, region=None, strength
             label = f"opacity={result.strength:.2f}"
         tile = np.repeat(result.image[..., None], 3, axis=2)
         if show_outline: tile[outline(result.mask)] = (255, 64, 64)
-        tiles.append(tile)
-        captions.append(f"{file.stem} {REGION_LABELS[chosen_region]} {label}")
-        records.append({"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre})
-    return render_grid(tiles, captions, columns=min(count, 4)), records
+        yield tile, f"{file.stem} {REGION_LABELS[chosen_region]} {label}", {"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre}
+
+def synthesize_grid(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
+                    size: int = 224, show_outline: bool = True, progress: bool = True):
+    "Synthesize `count` anomalies from `files` and return (grid image, list of per-tile records)."
+    tiles, captions, records = zip(*synthesized_tiles(files, count, seed, region, strength, method, size, show_outline, progress))
+    return render_grid(tiles, captions, columns=min(count, 4)), list(records)
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct, zlib
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+def write_grid_png(f, tiles, count: int, columns: int = 4) -> int:
+    "Write (tile, caption, ...) items as a PNG grid into the binary file `f`, one row of tiles at a time: memory holds one row, whatever `count`."
+    import struct, zlib
+    columns, compressor, rows, written = min(count, columns), zlib.compressobj(6), -(-count // min(count, columns)), 0
+    def flush(row):
+        strip = np.asarray(render_grid([t for t, *_ in row], [c for _, c, *_ in row], columns=columns))   # (h + 18, columns * w, 3)
+        if written == len(row):  # the first row sets the picture's size
+            f.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", strip.shape[1], strip.shape[0] * rows, 8, 2, 0, 0, 0)))
+        data = compressor.compress(np.concatenate([np.zeros((strip.shape[0], 1), np.uint8), strip.reshape(strip.shape[0], -1)], axis=1).tobytes())
+        if data: f.write(_png_chunk(b"IDAT", data))
+    row = []
+    for item in tiles:
+        row.append(item); written += 1
+        if len(row) == columns: flush(row); row = []
+    if row: flush(row)
+    f.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
+    return written
 
 # %% ../nbs/08_cli.ipynb #f7991dd4
 def synth_parser() -> argparse.ArgumentParser:
@@ -148,12 +177,13 @@ def synth(argv=None):
     "The `ppad-synth` command."
     args = synth_parser().parse_args(argv)
     if args.count < 1: raise PPADError(f"--count must be at least 1, not {args.count}")
+    check_seed(args.seed)
     out = check_output(args.out, args.force, suffix=".png")
     files = list_images(args.images, recursive=True)
     strength = None if args.strength == "random" else float(args.strength)
-    grid, records = synthesize_grid(files, args.count, args.seed, REGION_CHOICES[args.region], strength, args.method, args.size,
-                                    show_outline=not args.no_outline)
-    with atomic_write(out, "wb") as f: grid.save(f, format="PNG")
+    tiles = synthesized_tiles(files, args.count, args.seed, REGION_CHOICES[args.region], strength, args.method, args.size,
+                              show_outline=not args.no_outline)
+    with atomic_write(out, "wb") as f: write_grid_png(f, tiles, args.count)  # streamed: memory stays flat with --count
     print(f"wrote {out} ({args.count} {args.method} anomalies from {len(files)} images in {args.images}, seed {args.seed})")
 
 def synth_main(): sys.exit(run_script(synth, prog="ppad-synth"))
@@ -185,9 +215,10 @@ def score(argv=None):
     if args.batch_size < 1: raise PPADError(f"--batch-size must be at least 1, not {args.batch_size}")
     out = check_output(args.out, args.force, suffix=".csv")
     files = list_images(args.images, recursive=True)
-    device = args.device or default_device()
-    model = PPAD(load_clip(weights, device=device)).load_learner(args.learner)
+    device = check_device(args.device or default_device())
+    model = PPAD.from_learner(load_clip(weights, device=device), args.learner)  # the prompts the learner records (CoOp, ablations, n_ctx)
     result = score_images(model, files, args.batch_size, args.size, device)
+    check_finite(result["scores"], f"{args.learner}: the scores (the learner or the CLIP weights are broken); nothing was written")
     write_scores(out, result, args.images)
     print(f"wrote {out}: {len(files)} images, mean score {result['scores'].mean():.4f}, "
           f"{int((result['scores'] > 0.5).sum())} above 0.5")
@@ -220,6 +251,7 @@ def train_command(argv=None):
     args = train_parser().parse_args(argv)
     if args.resume and args.overwrite: raise PPADError("--resume and --overwrite contradict each other; choose one")
     if args.workers < 0: raise PPADError(f"--workers must be 0 or more, not {args.workers}")
+    check_seed(args.seed)
     try:
         result = train(args.preset, data=args.data, clip_weights=args.clip_weights, seed=args.seed, out=args.out, resume=args.resume,
                        overwrite=args.overwrite, workers=args.workers, device=args.device, settings=args.settings,
@@ -229,7 +261,7 @@ def train_command(argv=None):
         raise
     history = result.history
     print(f"finished {result.preset.name} seed {result.seed}: {len(history)} iterations, loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f}")
-    print(f"run folder: {result.run_dir} (learner.pt, learner_official.pt, shots.csv, history.csv, loss.png, run.json)")
+    print(f"run folder: {result.run_dir} (learner.safetensors, learner_official.pt, shots.csv, history.csv, loss.png, run.json)")
 
 def train_main(): sys.exit(run_script(train_command, prog="ppad-train"))
 
@@ -258,7 +290,7 @@ def evaluate_command(argv=None):
     from ppad_nb.data import read_dataset
     from ppad_nb.evaluate import METRIC_NAMES, evaluate, percent, write_report
     from ppad_nb.model import PPAD, load_clip
-    from ppad_nb.train import read_run_state
+    from ppad_nb.train import read_run_state, run_learner
     args = evaluate_parser().parse_args(argv)
     if (args.run is None) == (args.learner is None): raise PPADError("give either --run or --learner")
     if args.run is not None:
@@ -267,8 +299,8 @@ def evaluate_command(argv=None):
         if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
         if not state.get("finished"): raise input_error(run_dir, "holds an unfinished run; finish it with ppad-train --resume first")
         preset = get_preset(args.preset) if args.preset else preset_from_dict(state["preset"])
-        learner, weights = run_dir / "learner.pt", args.clip_weights or state["clip"].get("spec")
-        data, out = args.data or state["data"], Path(args.out) if args.out else run_dir / "report"
+        learner, weights = run_learner(run_dir), args.clip_weights or state.get("clip", {}).get("spec")
+        data, out = args.data or state.get("data"), Path(args.out) if args.out else run_dir / "report"
     else:
         if args.preset is None: raise PPADError("--learner needs --preset (which data set, and how to read it)")
         preset, learner, weights = get_preset(args.preset), Path(args.learner), clip_weights_path(args.clip_weights)
@@ -276,8 +308,9 @@ def evaluate_command(argv=None):
         if out is None: raise PPADError("--learner needs --out (the report folder)")
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
+    check_writable(out, folder=True)
     test_set = read_dataset(data_root(preset, data), preset.layout, "test")
-    device = args.device or default_device()
+    device = check_device(args.device or default_device())
     model = PPAD.from_learner(load_clip(weights, device=device), learner)
     result = evaluate(model, test_set, args.batch_size, preset.synthesis_size, device)
     write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights)})
@@ -300,6 +333,7 @@ def reproduce_parser() -> argparse.ArgumentParser:
     parser.add_argument("--methods", nargs="+", default=["ppad"], choices=list(METHODS), help="methods to run (default: ppad)")
     parser.add_argument("--out", default=None, help="output folder (default: reproduce-PRESET)")
     add_options(parser, "epochs", "shots", "batch-size", "workers", "device")
+    parser.add_argument("--overwrite", action="store_true", help="recompute results in --out that were made with other settings (default: refuse)")
     return parser
 
 def reproduce_command(argv=None):
@@ -309,7 +343,8 @@ def reproduce_command(argv=None):
     out = Path(args.out or f"reproduce-{args.preset}")
     try:
         reproduce(args.preset, data=args.data, clip_weights=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
-                  workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size)
+                  workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
+                  overwrite=args.overwrite)
     except KeyboardInterrupt:
         print(f"ppad-reproduce: stopped; run the same command again to continue where it stopped ({out})", file=sys.stderr)
         raise
@@ -320,6 +355,14 @@ def reproduce_main(): sys.exit(run_script(reproduce_command, prog="ppad-reproduc
 
 # %% ../nbs/08_cli.ipynb #a9105a77
 DEMO_ENTRIES = ("synthesized.png", "run", "report")
+DEMO_MARK = ".ppad-demo"  # lists what the demo made in its folder: --force replaces those, nothing else
+
+def _demo_made(out: Path) -> set:
+    "The entries of `out` that an earlier ppad-demo made (from its mark file)."
+    import json
+    try: made = json.loads((out / DEMO_MARK).read_text(encoding="utf-8")).get("made", [])
+    except (OSError, ValueError, AttributeError): return set()
+    return {name for name in made if name in DEMO_ENTRIES}
 
 def banner(lines) -> str:
     "A framed block of text for messages that must not be missed."
@@ -333,16 +376,24 @@ def demo(out="demo-output", clip_weights=None, epochs: int | None = None, force:
     from ppad_nb.evaluate import METRIC_NAMES, evaluate, percent, write_report
     from ppad_nb.model import RandomWeightsWarning, load_clip
     from ppad_nb.train import train
+    import json
     out, started = Path(out), time.time()
-    existing = [name for name in DEMO_ENTRIES if (out / name).exists()]
+    device = check_device(device or default_device())
+    check_writable(out, folder=True)
+    lock = folder_lock(out, "ppad-demo")
+    lock.__enter__()  # held until the process ends: the demo is the whole process
+    made = _demo_made(out)
+    existing = [name for name in DEMO_ENTRIES if (out / name).exists() or (out / name).is_symlink()]
+    foreign = [name for name in existing if name not in made or (out / name).is_symlink()]
+    if foreign: raise input_error(out / foreign[0], "exists and was not made by ppad-demo; move it away or choose another --out (the demo never replaces it)")
     if existing and not force: raise input_error(out / existing[0], "exists from an earlier demo; pass --force to replace the demo output")
     for name in existing: shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+    with atomic_write(out / DEMO_MARK) as f: json.dump({"made": list(DEMO_ENTRIES), "by": "ppad-demo"}, f)
     weights = clip_weights_path(clip_weights) or "random:ViT-B-32"
     if weights.startswith("random:"):
         print(banner([f"ppad-demo runs on {weights}: a RANDOMLY INITIALISED CLIP.", "The pipeline is real; the numbers are NOT PPAD's.",
                       "For PPAD's numbers, get CheXzero's best_64_0.0001_original_35000_0.864.pt (see the README)",
                       "and run: ppad-demo --clip-weights best_64_0.0001_original_35000_0.864.pt"]), flush=True)
-    device = device or default_device()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomWeightsWarning)  # the banner said it
         clip = load_clip(weights, device=device)
@@ -360,6 +411,7 @@ def demo(out="demo-output", clip_weights=None, epochs: int | None = None, force:
     print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])}" for k in METRIC_NAMES)
           + (" (random weights: not PPAD's numbers)" if weights.startswith("random:") else ""))
     print(f"done in {time.time() - started:.0f} s. Report: {report / 'README.md'} (synthesized anomalies: {out / 'synthesized.png'})")
+    lock.__exit__(None, None, None)
     return report
 
 def demo_parser() -> argparse.ArgumentParser:

@@ -17,41 +17,11 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['BUNDLED_SAMPLE', 'PPADError', 'input_error', 'atomic_write', 'figure_png', 'assets_path', 'settings_path', 'Preset',
-           'read_presets', 'get_preset', 'preset_from_dict', 'data_root', 'clip_weights_path', 'seed_everything',
-           'default_device']
+__all__ = ['BUNDLED_SAMPLE', 'figure_png', 'assets_path', 'settings_path', 'Preset', 'read_presets', 'get_preset', 'check_preset',
+           'preset_from_dict', 'data_root', 'clip_weights_path', 'seed_everything', 'default_device']
 
 # %% ../nbs/00_config.ipynb #b30484d4
-class PPADError(Exception):
-    "A problem with the user's input, described in one line that names the file or option at fault."
-
-# %% ../nbs/00_config.ipynb #df83bee0
-def input_error(path, problem: str) -> PPADError:
-    "A `PPADError` that reads `path: problem`."
-    return PPADError(f"{path}: {problem}")
-
-# %% ../nbs/00_config.ipynb #5e1f56d6
-def _umask() -> int:
-    "The process's file-creation mask (reading it means setting it, so set it straight back)."
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-@contextlib.contextmanager
-def atomic_write(path, mode: str = "w", **open_kwargs):
-    "Open a temporary file beside `path`; move it onto `path` only if the `with` block succeeds."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, mode, **open_kwargs) as f:
-            yield f
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; outputs should not be
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+from .safety import PPADError, _umask, atomic_write, input_error  # the rules live in ppad_nb.safety; kept importable from here
 
 # %% ../nbs/00_config.ipynb #7a179645
 def figure_png(figure, dpi: int = 80) -> bytes:
@@ -113,6 +83,7 @@ def read_presets(path=None) -> dict:
     if not path.is_file(): raise input_error(path, "settings file not found")
     parser = configparser.ConfigParser(interpolation=None)
     try: parser.read(path, encoding="utf-8")
+    except UnicodeDecodeError: raise input_error(path, "not a text settings file (it is not UTF-8 text)") from None
     except configparser.Error as e: raise input_error(path, f"not a valid settings file ({str(e).splitlines()[0]})")
     presets = {}
     for name in parser.sections():
@@ -136,7 +107,24 @@ def get_preset(name: str, path=None, **overrides) -> Preset:
     known = {f.name for f in fields(Preset)}
     unknown = sorted(set(overrides) - known)
     if unknown: raise PPADError(f"unknown preset field(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-    return replace(presets[name], **{k: v for k, v in overrides.items() if v is not None})
+    return check_preset(replace(presets[name], **{k: v for k, v in overrides.items() if v is not None}), settings_path(path))
+
+# %% ../nbs/00_config.ipynb #1ac96417
+def check_preset(preset: Preset, source="settings") -> Preset:
+    "`preset` after checking that its values make sense; errors name the field, the command-line option and `source`."
+    from ppad_nb.safety import check_number, check_seed
+    where = lambda field: f"{field} (--{field.replace('_', '-')} or [{preset.name}] in {source})"
+    for field in ("shots", "batch_size", "epochs", "image_size", "synthesis_size"): check_number(getattr(preset, field), where(field), 1, integer=True)
+    check_number(preset.lr, where("lr"), 0, low_inclusive=False)
+    check_number(preset.momentum, where("momentum"), 0, 1, low_inclusive=True)
+    check_number(preset.synthesis_prob, where("synthesis_prob"), 0, 1)
+    if preset.synthesis not in ("sas", "patch"): raise PPADError(f"{where('synthesis')}: must be sas or patch, not {preset.synthesis!r}")
+    if preset.patch_sources not in ("all", "shots"): raise PPADError(f"{where('patch_sources')}: must be all or shots, not {preset.patch_sources!r}")
+    if len(preset.class_names) != 2 or not all(isinstance(c, str) and c for c in preset.class_names):
+        raise PPADError(f"{where('class_names')}: needs two class words (normal, abnormal), found {list(preset.class_names)}")
+    if not preset.seeds: raise PPADError(f"{where('seeds')}: needs at least one seed")
+    for seed in preset.seeds: check_seed(seed, where("seeds"))
+    return preset
 
 # %% ../nbs/00_config.ipynb #26b9948e
 def preset_from_dict(values: dict) -> Preset:

@@ -59,6 +59,12 @@ def _as_8bit_gray(image: Image.Image, path) -> Image.Image:
     if image.mode == "F": raise input_error(path, "floating-point images are not supported; save it as an 8- or 16-bit PNG")
     return image.convert("L")
 
+def _upright(image: Image.Image) -> Image.Image:
+    "The image as it is meant to be seen: a camera's EXIF orientation tag (rotated or mirrored JPEGs) applied."
+    from PIL import ImageOps
+    if image.getexif().get(0x0112, 1) in (1, None): return image  # no tag, or already upright: untouched
+    return ImageOps.exif_transpose(image)
+
 def read_grayscale(path) -> Image.Image:
     "Open an image file as 8-bit grayscale, as the released code does (`convert('L')`), with clear errors."
     path = Path(path)
@@ -67,7 +73,7 @@ def read_grayscale(path) -> Image.Image:
     try:
         with Image.open(path) as image:
             image.load()
-            return _as_8bit_gray(image, path)
+            return _as_8bit_gray(_upright(image), path)
     except UnidentifiedImageError:
         raise input_error(path, "not an image file (Pillow cannot identify its format)") from None
     except Image.DecompressionBombError as e:
@@ -253,7 +259,7 @@ def read_shot_manifest(path, root) -> list:
     "The files listed in a shot manifest, as paths under `root`; an error if one is missing."
     path, root = Path(path), Path(root)
     if not path.is_file(): raise input_error(path, "shot manifest not found")
-    with open(path, newline="") as f: rows = list(csv.DictReader(f))
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f: rows = list(csv.DictReader(f))
     if not rows or "file" not in rows[0]: raise input_error(path, "not a shot manifest (expected a CSV with a 'file' column)")
     files = [root / row["file"] for row in rows]
     missing = [f for f in files if not f.is_file()]

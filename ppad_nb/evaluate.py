@@ -66,7 +66,7 @@ def read_scores(path) -> dict:
     "A scores CSV as {'files', 'scores', 'probs'} (and 'labels' when it has them)."
     path = Path(path)
     if not path.is_file(): raise input_error(path, "scores file not found")
-    with open(path, newline="") as f: rows = list(csv.DictReader(f))
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f: rows = list(csv.DictReader(f))
     if not rows or not set(SCORE_COLUMNS) <= set(rows[0]): raise input_error(path, f"not a scores file (expected the columns {','.join(SCORE_COLUMNS)})")
     result = {"files": [r["file"] for r in rows], "scores": np.array([float(r["score"]) for r in rows]),
               "probs": np.array([[float(r[c]) for c in PROB_COLUMNS] for r in rows])}
@@ -191,4 +191,6 @@ def read_report(folder) -> dict:
     "A report folder's metrics and per-image scores."
     folder = Path(folder)
     if not (folder / "metrics.json").is_file(): raise input_error(folder, "not a report folder (no metrics.json)")
-    return {"metrics": json.loads((folder / "metrics.json").read_text()), **read_scores(folder / "scores.csv")}
+    try: metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError): raise input_error(folder / "metrics.json", "is damaged (not valid JSON); evaluate again to replace the report") from None
+    return {"metrics": metrics, **read_scores(folder / "scores.csv")}

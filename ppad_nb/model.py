@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import PPADError, atomic_write, input_error
+from .safety import TORCHSCRIPT_HINT, check_finite, is_torchscript, read_torchscript_tensors
 from .data import IMAGE_SIZE, REGION_NAMES, region_masks
 
 # %% auto #0
@@ -63,15 +64,29 @@ def build_clip(config: dict):
 CLIP_KEYS = ("visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding", "visual.proj",
              "token_embedding.weight", "positional_embedding", "text_projection", "logit_scale", "ln_final.weight")
 
+def _is_safetensors(path: Path) -> bool:
+    "True when the file starts as safetensors do: an 8-byte header length, then a JSON header."
+    with open(path, "rb") as f: head = f.read(9)
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") <= path.stat().st_size - 8
+
+def _read_safetensors(path: Path) -> dict:
+    "The tensors of a safetensors file; for a kit learner, also its recorded settings (JSON in the metadata)."
+    import json
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
+    except Exception as e: raise input_error(path, f"cannot read it as safetensors; is it truncated? ({str(e).splitlines()[0][:120]})") from None
+    if "format" not in metadata: return tensors
+    try: return {**{k: json.loads(v) for k, v in metadata.items()}, **tensors}
+    except json.JSONDecodeError: raise input_error(path, "its safetensors metadata is not the kit's (JSON values)") from None
+
 def read_checkpoint(path) -> object:
-    "The object stored in a PyTorch file, read safely (`weights_only`), with one-line errors."
+    "The object stored in a weights file, read without running anything: safetensors, `torch.load(weights_only=True)`, TorchScript's tensors."
     path = Path(path)
     if not path.is_file(): raise input_error(path, "file not found" if not path.exists() else "is a folder, expected a checkpoint file")
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive: names = archive.namelist()
-        if any(n.endswith("constants.pkl") or "/code/" in n for n in names):  # a TorchScript archive (OpenAI's releases)
-            try: return torch.jit.load(str(path), map_location="cpu").state_dict()
-            except Exception as e: raise input_error(path, f"cannot read this TorchScript archive ({str(e).splitlines()[0]})") from None
+    if _is_safetensors(path): return _read_safetensors(path)
+    if is_torchscript(path): return read_torchscript_tensors(path)  # OpenAI's releases; torch.jit.load would run their code
     try: return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -90,8 +105,8 @@ def clip_state_dict(checkpoint, path) -> dict:
     if missing:
         found = ", ".join(list(state)[:3]) or "nothing"
         raise input_error(path, f"not an OpenAI-format CLIP state dict: no {', '.join(missing[:3])} (found {found}, ...)")
-    # TorchScript archives also carry these settings and the causal mask, which are not weights
-    return {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size", "attn_mask")}
+    # TorchScript archives also carry these settings and the causal masks, which are not weights
+    return {k: v for k, v in state.items() if k not in ("input_resolution", "context_length", "vocab_size") and k.split(".")[-1] != "attn_mask"}
 
 # %% ../nbs/03_model.ipynb #88495d5f
 class RandomWeightsWarning(UserWarning):
@@ -103,6 +118,33 @@ def file_sha256(path) -> str:
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""): digest.update(chunk)
     return digest.hexdigest()
+
+def _check_weights(state: dict, path):
+    "A one-line error when floating-point weights hold NaN or infinity."
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor): check_finite(value, f"{path}: the weights {name}")
+
+def _load_openclip(spec: str):
+    "An open_clip architecture with weights from a local file: `openclip:MODEL:FILE`. The kit downloads nothing."
+    import open_clip
+    parts = spec.split(":", 2)
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise PPADError(f"expected openclip:MODEL:WEIGHTS_FILE (e.g. openclip:ViT-B-32-quickgelu:/data/weights.safetensors), not {spec!r}")
+    _, name, weights = parts
+    if not Path(weights).expanduser().is_file():
+        raise PPADError(f"{spec}: the weights must be a local file (the kit never downloads); '{weights}' is not one. "
+                        "Download the open_clip weights yourself and pass openclip:MODEL:PATH")
+    if name not in open_clip.list_models(): raise PPADError(f"{spec}: open_clip has no model {name!r}")
+    weights = Path(weights).expanduser()
+    state = read_checkpoint(weights)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict): state = state["state_dict"]
+    if not isinstance(state, dict): raise input_error(weights, f"expected a state dict, found a {type(state).__name__}")
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items() if k.split(".")[-1] != "attn_mask"}
+    _check_weights(state, weights)
+    model = open_clip.create_model(name, pretrained=None)
+    try: model.load_state_dict(state, strict=True)
+    except RuntimeError as e: raise input_error(weights, f"these weights do not fit open_clip's {name} ({str(e).splitlines()[1].strip()[:160]})") from None
+    return model, {"spec": f"openclip:{name}:{weights.resolve()}", "sha256": file_sha256(weights)}
 
 def load_clip(spec, device: str = "cpu"):
     "A frozen float32 open_clip CLIP from a weights file, `random:ViT-B-32`/`random:tiny`, or `openclip:MODEL:TAG`."
@@ -117,14 +159,10 @@ def load_clip(spec, device: str = "cpu"):
             model = build_clip(RANDOM_CONFIGS[name])
         source = {"spec": spec, "sha256": None}
     elif spec.startswith("openclip:"):
-        import open_clip
-        try: _, name, tag = spec.split(":", 2)
-        except ValueError: raise PPADError(f"expected openclip:MODEL:PRETRAINED (e.g. openclip:ViT-B-32-quickgelu:openai), not {spec!r}") from None
-        try: model = open_clip.create_model(name, pretrained=tag)
-        except Exception as e: raise PPADError(f"{spec}: open_clip could not create it ({str(e).splitlines()[0]})") from None
-        source = {"spec": spec, "sha256": None}
+        model, source = _load_openclip(spec)
     else:
         state = clip_state_dict(read_checkpoint(spec), spec)
+        _check_weights(state, spec)
         model = build_clip(clip_config(state))
         try: model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         except RuntimeError as e: raise input_error(spec, f"the weights do not fit a CLIP of the shape they imply ({str(e).splitlines()[1].strip()[:160]})") from None
@@ -312,14 +350,18 @@ def _learner_tensors(checkpoint, path) -> tuple:
                             f"(official release) or a ppad-nb learner, found {keys}")
 
 @torch.no_grad()
-def load_learner(self: PPAD, path, round_like_release: bool | None = None) -> PPAD:
+def load_learner(self: PPAD, path, round_like_release: bool | None = None, checkpoint=None) -> PPAD:
     "Load `ctx` and `mask_embedding` from an official release checkpoint or the kit's own format."
-    ctx, mask_embedding, saved = _learner_tensors(read_checkpoint(path), path)
+    ctx, mask_embedding, saved = _learner_tensors(read_checkpoint(path) if checkpoint is None else checkpoint, path)
+    for name, value in (("ctx", ctx), ("mask_embedding", mask_embedding)):
+        if isinstance(value, torch.Tensor): check_finite(value, f"{path}: the learner's {name}")
     if round_like_release is None: round_like_release = saved is None  # the released code holds them in float16
     for name, value, target in (("ctx", ctx, self.ctx), ("mask_embedding", mask_embedding, self.mask_embedding)):
         if not isinstance(value, torch.Tensor) or value.shape != target.shape:
             found = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise input_error(path, f"{name} is {found}, but this CLIP needs {tuple(target.shape)}: the learner was trained on a CLIP of another width")
+            raise input_error(path, f"{name} is {found}, but this CLIP needs {tuple(target.shape)}: the learner was trained on a CLIP of another width"
+                                    if not isinstance(value, torch.Tensor) or value.shape[1:] != target.shape[1:] else
+                                    f"{name} is {found}, but this model expects {tuple(target.shape)}: build the model from the learner (PPAD.from_learner)")
     if saved is not None:
         config = saved.get("config", {})
         for key, ours in self.model_config().items():
@@ -348,8 +390,12 @@ def learner_checkpoint(self: PPAD) -> dict:
             "versions": {"ppad_nb": str(ppad_nb.__version__), "torch": str(torch.__version__), "open_clip": str(open_clip.__version__)}}
 
 def save_learner(self: PPAD, path) -> Path:
-    "Write the learner in the kit's format (atomically)."
-    with atomic_write(path, "wb") as f: torch.save(self.learner_checkpoint(), f)
+    "Write the learner in the kit's format, atomically: safetensors (nothing in it can run), the settings as JSON in its metadata."
+    import json
+    from safetensors.torch import save
+    checkpoint = self.learner_checkpoint()
+    tensors = {name: checkpoint.pop(name).contiguous() for name in ("ctx", "mask_embedding")}
+    with atomic_write(path, "wb") as f: f.write(save(tensors, metadata={k: json.dumps(v) for k, v in checkpoint.items()}))
     return Path(path)
 
 def export_official(self: PPAD, path) -> Path:
@@ -368,7 +414,9 @@ def from_learner(cls, clip, path) -> PPAD:
     "A model with the prompt settings a learner file records (the paper's, for the release format), loaded from it."
     checkpoint = read_checkpoint(path)
     saved = checkpoint.get("config", {}) if isinstance(checkpoint, dict) and checkpoint.get("format") == LEARNER_FORMAT else {}
-    return cls(clip, **saved).load_learner(path)
+    known = {"class_names", "position_names", "n_ctx", "image_prompt"}
+    if not isinstance(saved, dict) or not set(saved) <= known: raise input_error(path, f"records prompt settings the kit does not know: {saved!r}")
+    return cls(clip, **saved).load_learner(path, checkpoint=checkpoint)
 
 PPAD.learner_checkpoint, PPAD.save_learner, PPAD.export_official = learner_checkpoint, save_learner, export_official
 PPAD.model_config, PPAD.from_learner = model_config, classmethod(from_learner)

@@ -5,7 +5,9 @@
 # %% ../nbs/04_train.ipynb #ff0fdbb6
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import json
 import math
 import time
@@ -17,15 +19,16 @@ import torch
 import torch.nn.functional as F
 
 from .config import (PPADError, Preset, atomic_write, clip_weights_path, data_root, default_device, figure_png,
-                            get_preset, input_error, preset_from_dict)
+                            check_preset, get_preset, input_error, preset_from_dict)
 from .data import REGION_LABELS, load_image, read_dataset, sample_shots, to_tensor, write_shot_manifest
-from .model import PPAD, load_clip
+from .model import PPAD, load_clip, read_checkpoint
+from .safety import TEMP_PREFIX, check_device, check_finite, check_number, check_seed, check_writable, count_nonfinite, folder_lock
 from .synthesis import paste_patch, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'RUN_FILES', 'ppad_loss', 'TrainingSample', 'TrainingSet', 'EpochBatches',
-           'training_loader', 'TrainResult', 'read_run_state', 'prepare_run_dir', 'write_history', 'plot_history',
-           'train']
+__all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'LEARNER_FILE', 'RUN_FILES', 'OLD_RUN_FILES', 'ppad_loss', 'TrainingSample',
+           'TrainingSet', 'EpochBatches', 'training_loader', 'TrainResult', 'read_run_state', 'run_learner',
+           'read_run_checkpoint', 'prepare_run_dir', 'write_history', 'plot_history', 'train']
 
 # %% ../nbs/04_train.ipynb #85ed18d4
 def ppad_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -105,7 +108,9 @@ def training_loader(dataset: TrainingSet, batch_size: int, seed: int, epochs: in
                                        persistent_workers=workers > 0, multiprocessing_context=context)
 
 # %% ../nbs/04_train.ipynb #c6cf94fc
-RUN_FILES = ("checkpoint.pt", "run.json", "shots.csv", "learner.pt", "learner_official.pt", "history.csv", "loss.png")
+LEARNER_FILE = "learner.safetensors"  # the kit's learner; runs of earlier versions hold learner.pt
+RUN_FILES = ("checkpoint.pt", "run.json", "shots.csv", LEARNER_FILE, "learner_official.pt", "history.csv", "loss.png")
+OLD_RUN_FILES = ("learner.pt",)
 
 @dataclass
 class TrainResult:
@@ -120,30 +125,73 @@ class TrainResult:
 
 def read_run_state(run_dir: Path) -> dict | None:
     "The run.json of a run folder (what the run is and how far it got), or None."
-    path = run_dir / "run.json"
+    path = Path(run_dir) / "run.json"
     if not path.is_file(): return None
-    try: return json.loads(path.read_text())
-    except json.JSONDecodeError: raise input_error(path, "is not valid JSON; move it away or pass --overwrite") from None
+    try: state = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError): raise input_error(path, "is not valid JSON; move it away or pass --overwrite") from None
+    if not (isinstance(state, dict) and isinstance(state.get("preset"), dict) and isinstance(state.get("epochs_done"), int)
+            and isinstance(state.get("clip", {}), dict) and isinstance(state.get("data", ""), str)):
+        raise input_error(path, "is not a run record of the kit (no preset or epochs_done); move it away or pass --overwrite")
+    return state
 
-def prepare_run_dir(run_dir, resume: bool, overwrite: bool) -> dict | None:
-    "Check what `run_dir` holds against `resume`/`overwrite`; return the checkpoint to resume from, if any."
+def run_learner(run_dir) -> Path:
+    "The kit's learner file of a finished run folder (learner.safetensors, or learner.pt from earlier versions)."
+    run_dir = Path(run_dir)
+    return next((run_dir / n for n in (LEARNER_FILE,) + OLD_RUN_FILES if (run_dir / n).is_file()), run_dir / LEARNER_FILE)
+
+def _digest(checkpoint: dict) -> str:
+    "SHA-256 of a checkpoint's tensors (prompts and momentum), to notice a damaged file."
+    digest = hashlib.sha256()
+    states = checkpoint["optimizer"].get("state", {}) if isinstance(checkpoint.get("optimizer"), dict) else {}
+    tensors = [checkpoint["ctx"], checkpoint["mask_embedding"]] + [v for key in sorted(states) for _, v in sorted(states[key].items())
+                                                                   if isinstance(v, torch.Tensor)]
+    for t in tensors: digest.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+def read_run_checkpoint(run_dir) -> dict:
+    "A run's checkpoint.pt, checked: the kit's format, every field present, tensors finite and as they were written."
+    path = Path(run_dir) / "checkpoint.pt"
+    checkpoint = read_checkpoint(path)
+    fields = {"epoch": int, "ctx": torch.Tensor, "mask_embedding": torch.Tensor, "optimizer": dict, "scheduler": dict, "history": list,
+              "preset": dict, "seed": int, "shots": list}
+    damaged = "is damaged or not a checkpoint of the kit; pass --overwrite to start the run again"
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != "ppad-nb-checkpoint" or any(not isinstance(checkpoint.get(k), t) for k, t in fields.items()):
+        raise input_error(path, damaged)
+    if "digest" in checkpoint and checkpoint["digest"] != _digest(checkpoint): raise input_error(path, f"its tensors changed after it was written: it {damaged}")
+    for name in ("ctx", "mask_embedding"): check_finite(checkpoint[name], f"{path}: {name} ({damaged})")
+    return checkpoint
+
+def _remove_run_files(run_dir: Path):
+    "Remove the files a run writes (and the kit's report inside it), nothing else."
+    for name in RUN_FILES + OLD_RUN_FILES: (run_dir / name).unlink(missing_ok=True)
+    report = run_dir / "report"
+    if report.is_dir():  # a report of the replaced run must not survive it
+        from ppad_nb.evaluate import REPORT_FILES
+        for entry in report.iterdir():
+            if entry.name in REPORT_FILES or entry.name.startswith(TEMP_PREFIX): entry.unlink(missing_ok=True)
+        with contextlib.suppress(OSError): report.rmdir()
+
+def prepare_run_dir(run_dir, resume: bool, overwrite: bool, act: bool = True) -> dict | None:
+    "Check what `run_dir` holds against `resume`/`overwrite`; return the checkpoint to resume from, if any. `act=False` only checks."
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir(): raise input_error(run_dir, "exists and is not a folder")
-    state = read_run_state(run_dir) if run_dir.is_dir() else None
     if overwrite:
-        for name in RUN_FILES: (run_dir / name).unlink(missing_ok=True)
+        if act: _remove_run_files(run_dir)
         return None
+    state = read_run_state(run_dir) if run_dir.is_dir() else None
     if state is not None and state.get("finished"):
         raise input_error(run_dir, "holds a finished run; pass --overwrite to replace it")
-    has_checkpoint = (run_dir / "checkpoint.pt").is_file()
-    if resume:
-        if not has_checkpoint: raise input_error(run_dir, "has no checkpoint to resume from")
-        return torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
-    if has_checkpoint or state is not None:
-        done = f" (epoch {state['epochs_done']} of {state['preset']['epochs']})" if state else ""
+    if (run_dir / "checkpoint.pt").is_file():
+        if resume: return read_run_checkpoint(run_dir)
+        done = f" (epoch {state['epochs_done']} of {state['preset'].get('epochs', '?')})" if state else ""
         raise input_error(run_dir, f"holds an unfinished run{done}; pass --resume to continue it or --overwrite to start again")
-    clashing = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if clashing: raise input_error(run_dir / clashing[0], "exists; pass --overwrite to replace the run files in this folder")
+    if state is not None and state["epochs_done"] > 0:
+        raise input_error(run_dir / "checkpoint.pt", f"is missing, but run.json records {state['epochs_done']} epochs; pass --overwrite to start again")
+    if state is None:
+        if resume: raise input_error(run_dir, "has no checkpoint to resume from")
+        clashing = [name for name in RUN_FILES + OLD_RUN_FILES if (run_dir / name).exists()]
+        if clashing: raise input_error(run_dir / clashing[0], "exists; pass --overwrite to replace the run files in this folder")
+    elif act: _remove_run_files(run_dir)  # a run stopped before its first checkpoint: nothing to keep, it starts again
     return None
 
 # %% ../nbs/04_train.ipynb #55e4eb69
@@ -196,7 +244,9 @@ def _save_checkpoint(run_dir: Path, model, optimizer, scheduler, epoch: int, his
     checkpoint = {"format": "ppad-nb-checkpoint", "epoch": epoch, "ctx": model.ctx.detach().cpu(),
                   "mask_embedding": model.mask_embedding.detach().cpu(), "optimizer": optimizer.state_dict(),
                   "scheduler": scheduler.state_dict(), "history": _history_rows(history), "preset": asdict(preset), "seed": seed,
-                  "shots": [Path(f).relative_to(root).as_posix() for f in shots], "model": model.model_config()}
+                  "shots": [Path(f).relative_to(root).as_posix() for f in shots], "model": model.model_config(),
+                  "clip": dict(getattr(model.clip, "ppad_source", {}))}
+    checkpoint["digest"] = _digest(checkpoint)
     with atomic_write(run_dir / "checkpoint.pt", "wb") as f: torch.save(checkpoint, f)
 
 def _check_resumable(checkpoint: dict, preset: Preset, seed: int, run_dir: Path):
@@ -206,6 +256,21 @@ def _check_resumable(checkpoint: dict, preset: Preset, seed: int, run_dir: Path)
         if saved.get(key) != value: raise input_error(run_dir, f"was started with {key} = {saved.get(key)!r}, not {value!r}; resume with the same settings")
     if checkpoint["seed"] != seed: raise input_error(run_dir, f"was started with seed {checkpoint['seed']}, not {seed}")
 
+def _check_same_clip(checkpoint: dict, clip, run_dir: Path):
+    "Refuse to resume a run with other CLIP weights (compared by file SHA-256, else by spec)."
+    state = read_run_state(run_dir) or {}
+    theirs, ours = checkpoint.get("clip") or state.get("clip") or {}, getattr(clip, "ppad_source", {})
+    key = "sha256" if theirs.get("sha256") or ours.get("sha256") else "spec"
+    if theirs and theirs.get(key) != ours.get(key):
+        raise input_error(run_dir, f"was started with the CLIP {theirs.get('spec')} ({key} {str(theirs.get(key))[:16]}), "
+                                   f"not {ours.get('spec')} ({key} {str(ours.get(key))[:16]}); resume with the same --clip-weights")
+
+def _diverged(run_dir, step: int, epoch: int, what: str) -> PPADError:
+    "The one-line error of a run that met a NaN or infinity."
+    state = read_run_state(run_dir) if run_dir is not None else None
+    kept = (f"the last good checkpoint (epoch {state['epochs_done']}) is kept in {run_dir}" if state and state["epochs_done"] else "nothing was saved")
+    return PPADError(f"training stopped at iteration {step} (epoch {epoch + 1}): {what}; {kept}. Lower --lr, or check the CLIP weights and the data")
+
 # %% ../nbs/04_train.ipynb #32a4279a
 def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, resume: bool = False, overwrite: bool = False,
           workers: int = 0, device: str | None = None, progress: bool = True, stop_after: int | None = None, clip=None,
@@ -214,12 +279,14 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
     model_options = dict(model_options or {})  # PPAD's prompt settings (position_names, image_prompt, n_ctx): the baselines change them
     from tqdm.auto import tqdm
     preset = get_preset(preset, settings, **overrides) if isinstance(preset, str) else replace(preset, **{k: v for k, v in overrides.items() if v is not None})
-    if preset.epochs < 1 or preset.shots < 1: raise PPADError(f"epochs and shots must be at least 1 (got {preset.epochs}, {preset.shots})")
-    if preset.patch_sources not in ("all", "shots"): raise PPADError(f"patch_sources must be 'all' or 'shots', not {preset.patch_sources!r}")
+    preset, seed = check_preset(preset), check_seed(seed)  # every argument is checked before anything is created
+    check_number(workers, "--workers", 0, integer=True)
+    if stop_after is not None: check_number(stop_after, "stop_after", 1, integer=True)
     run_dir = Path(out) if out is not None else None
-    checkpoint = prepare_run_dir(run_dir, resume, overwrite) if run_dir is not None else None
+    if run_dir is not None: check_writable(run_dir, folder=True)
+    checkpoint = prepare_run_dir(run_dir, resume, overwrite, act=False) if run_dir is not None else None
     if checkpoint is not None: _check_resumable(checkpoint, preset, seed, run_dir)
-    started, device = time.time(), device or default_device()
+    started, device = time.time(), check_device(device or default_device())
 
     root = data_root(preset, data)
     shots = sample_shots(read_dataset(root, preset.layout, "train").normals(), preset.shots, seed)
@@ -237,13 +304,17 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=preset.epochs)  # stepped per iteration, as released
     start_epoch, history = 0, []
     if checkpoint is not None:
+        _check_same_clip(checkpoint, clip, run_dir)
         if checkpoint.get("model", model.model_config()) != model.model_config():
             raise input_error(run_dir, f"was started with the model settings {checkpoint['model']}, not {model.model_config()}")
         with torch.no_grad(): model.ctx.copy_(checkpoint["ctx"]); model.mask_embedding.copy_(checkpoint["mask_embedding"])
         optimizer.load_state_dict(checkpoint["optimizer"]); scheduler.load_state_dict(checkpoint["scheduler"])
         start_epoch, history = checkpoint["epoch"], _history_dicts(checkpoint["history"])
+    lock = contextlib.ExitStack()  # the run folder's lock: one process per run folder, released when train ends
     if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        lock.enter_context(folder_lock(run_dir))
+        if (prepare_run_dir(run_dir, resume, overwrite) or {}).get("epoch") != (checkpoint or {}).get("epoch"):
+            lock.close(); raise input_error(run_dir, "changed while this run was starting (another process?); run the command again")
         write_shot_manifest(run_dir / "shots.csv", shots, root, seed)
         _write_state(run_dir, preset, seed, root, clip, start_epoch, history, started, finished=False, model=model)
 
@@ -258,6 +329,7 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
         for step, (batch, regions, targets) in enumerate(loader, start=per_epoch * start_epoch):
             epoch, lr = step // per_epoch, optimizer.param_groups[0]["lr"]
             loss = ppad_loss(model(batch.to(device), regions.to(device)), targets.to(device))
+            if not bool(torch.isfinite(loss)): raise _diverged(run_dir, step, epoch, f"the loss is {loss.item()}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -265,18 +337,24 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
             history.append({"iteration": step, "epoch": epoch, "loss": loss.item(), "lr": lr})
             bar.update(1); bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}")
             if (step + 1) % per_epoch == 0:
+                if count_nonfinite(model.ctx) or count_nonfinite(model.mask_embedding):
+                    raise _diverged(run_dir, step, epoch, "the prompts hold NaN or infinite values")
                 if run_dir is not None:
                     _save_checkpoint(run_dir, model, optimizer, scheduler, epoch + 1, history, preset, seed, shots, root)
                     _write_state(run_dir, preset, seed, root, clip, epoch + 1, history, started, finished=False, model=model)
                 if epoch + 1 >= last_epoch: break
+    except BaseException:
+        lock.close()
+        raise
     finally:
         bar.close()
     model.eval()
     finished = last_epoch == preset.epochs
     if run_dir is not None and finished:
-        model.save_learner(run_dir / "learner.pt")
+        model.save_learner(run_dir / LEARNER_FILE)
         model.export_official(run_dir / "learner_official.pt")
         write_history(run_dir / "history.csv", history)
         with atomic_write(run_dir / "loss.png", "wb") as f: f.write(plot_history(history, f"{preset.name}, seed {seed}"))
         _write_state(run_dir, preset, seed, root, clip, preset.epochs, history, started, finished=True, model=model)
+    lock.close()
     return TrainResult(model, history, preset, seed, shots, run_dir, finished)

@@ -100,12 +100,16 @@ def test_ppad_score_recurses_and_writes_relative_paths(tmp_path, sample):
 
 def test_learner_formats_round_trip(tmp_path, clip):
     model = PPAD(clip).load_learner(PARITY / "learner_tiny.pt")
-    model.save_learner(tmp_path / "kit.pt")
+    model.save_learner(tmp_path / "kit.safetensors")
     model.export_official(tmp_path / "official.pt")
-    for name in ("kit.pt", "official.pt"):
+    torch.save(model.learner_checkpoint(), tmp_path / "kit_v1.pt")  # the kit's earlier .pt format stays readable
+    for name in ("kit.safetensors", "kit_v1.pt", "official.pt"):
         again = PPAD(clip).load_learner(tmp_path / name)
         assert torch.equal(again.ctx, model.ctx) and torch.equal(again.mask_embedding, model.mask_embedding)
-    saved = torch.load(tmp_path / "kit.pt", weights_only=True)
+    from safetensors import safe_open
+    with safe_open(str(tmp_path / "kit.safetensors"), framework="pt") as f:  # plain safetensors, readable by any framework
+        assert sorted(f.keys()) == ["ctx", "mask_embedding"]
+        saved = {k: json.loads(v) for k, v in f.metadata().items()}
     assert saved["format"] == "ppad-nb-learner"
     assert saved["clip"]["sha256"] == clip.ppad_source["sha256"]
     assert set(saved["versions"]) == {"ppad_nb", "torch", "open_clip"}

@@ -53,7 +53,7 @@ def test_train_records_patch_sources_and_uses_all_normals_by_default(tiny, tmp_p
 
 
 def test_bad_patch_sources_refused_before_anything_is_written(tiny, tmp_path):
-    with pytest.raises(PPADError, match="patch_sources must be 'all' or 'shots'"):
+    with pytest.raises(PPADError, match="patch_sources .* must be all or shots, not 'everything'"):
         train("demo", clip=tiny, out=tmp_path / "run", progress=False, epochs=1, patch_sources="everything")
     assert not (tmp_path / "run").exists()
 

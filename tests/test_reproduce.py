@@ -18,7 +18,7 @@ def test_two_seeds_two_methods_table_and_restart(tmp_path):
     assert "| ppad | 2 |" in table and "| coop | 2 |" in table and "randomly initialised CLIP" in table
     with open(out / "table.csv") as f: rows = list(csv.DictReader(f))
     assert [(r["method"], r["metric"], r["seeds"]) for r in rows] == [(m, k, "2") for m in ("ppad", "coop") for k in ("acc", "auc", "f1")]
-    learners = {p: p.stat().st_mtime_ns for p in out.rglob("learner.pt")}
+    learners = {p: p.stat().st_mtime_ns for p in out.rglob("learner.safetensors")}
     reports = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
     assert len(learners) == 4 and len(reports) == 4
 
@@ -26,7 +26,7 @@ def test_two_seeds_two_methods_table_and_restart(tmp_path):
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("finished run kept") == 4 and again.stdout.count("report kept") == 4
     assert "training" not in again.stdout
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("learner.pt")} == learners
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("learner.safetensors")} == learners
     assert {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")} == reports
     assert (out / "table.md").read_text() == table
 
@@ -47,4 +47,4 @@ def test_zero_shot_baseline_has_no_seeds(tmp_path):
     result = run("ppad-reproduce", "--preset", "demo", "--clip-weights", "random:tiny", "--methods", "chexzero", "--out", out)
     assert result.returncode == 0, result.stderr
     assert "| chexzero | 1 |" in (out / "table.md").read_text()
-    assert not (out / "chexzero" / "learner.pt").exists() and (out / "chexzero" / "report" / "metrics.json").is_file()
+    assert not (out / "chexzero" / "learner.safetensors").exists() and (out / "chexzero" / "report" / "metrics.json").is_file()

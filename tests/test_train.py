@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import assert_user_error, run
-from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip
+from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip, read_checkpoint
 from ppad_nb.train import RUN_FILES, train
 
 SMALL = dict(shots=16, batch_size=8, epochs=5, lr=0.01)
@@ -34,7 +34,7 @@ def test_loss_goes_down(finished):
 
 
 def test_saved_learner_reloads_to_identical_parameters(finished, tiny):
-    for name in ("learner.pt", "learner_official.pt"):
+    for name in ("learner.safetensors", "learner_official.pt"):
         reloaded = PPAD(tiny).load_learner(finished.run_dir / name, round_like_release=False)
         assert torch.equal(reloaded.ctx, finished.model.ctx)
         assert torch.equal(reloaded.mask_embedding, finished.model.mask_embedding)
@@ -57,7 +57,7 @@ def test_run_folder_is_complete(finished):
 def test_stopped_after_epoch_two_and_resumed_is_bitwise_equal(finished, tiny, tmp_path):
     out = tmp_path / "interrupted"
     partial = train("demo", clip=tiny, seed=0, out=out, stop_after=2, progress=False, **SMALL)
-    assert not partial.finished and not (out / "learner.pt").exists()
+    assert not partial.finished and not (out / "learner.safetensors").exists()
     assert json.loads((out / "run.json").read_text())["epochs_done"] == 2
     resumed = train("demo", clip=tiny, seed=0, out=out, resume=True, progress=False, **SMALL)
     assert torch.equal(resumed.model.ctx, finished.model.ctx)
@@ -77,7 +77,7 @@ def test_ppad_train_two_epochs_vit_b32_leaves_complete_run_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "randomly initialised CLIP" in result.stderr and "finished demo seed 0: 2 iterations" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
-    learner = torch.load(out / "learner.pt", weights_only=True)
+    learner = read_checkpoint(out / "learner.safetensors")
     assert learner["ctx"].shape == (16, 512) and learner["mask_embedding"].shape == (1, 49, 768)
 
 
@@ -88,12 +88,12 @@ def test_ppad_train_refuses_to_overwrite_and_resumes(tmp_path, tiny):
     assert_user_error(run("ppad-train", *args), out, "holds an unfinished run (epoch 1 of 3); pass --resume")
     resumed = run("ppad-train", *args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    learner = (out / "learner.pt").read_bytes()
+    learner = (out / "learner.safetensors").read_bytes()
     assert_user_error(run("ppad-train", *args), out, "holds a finished run; pass --overwrite")
-    assert (out / "learner.pt").read_bytes() == learner
-    resumed_learner = torch.load(out / "learner.pt", weights_only=True)
+    assert (out / "learner.safetensors").read_bytes() == learner
+    resumed_learner = read_checkpoint(out / "learner.safetensors")
     assert run("ppad-train", *args, "--overwrite").returncode == 0  # now one uninterrupted run
-    uninterrupted = torch.load(out / "learner.pt", weights_only=True)
+    uninterrupted = read_checkpoint(out / "learner.safetensors")
     assert torch.equal(uninterrupted["ctx"], resumed_learner["ctx"])
     assert torch.equal(uninterrupted["mask_embedding"], resumed_learner["mask_embedding"])
 
