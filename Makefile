@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # torch and torchvision are pinned here (CI and development); pyproject.toml gives users looser ranges.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test export check-sync nbtest pytest demo bench notebooks readme clean
+.PHONY: install test export check-sync nbtest pytest demo lab bench notebooks readme clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,8 @@ check-sync: install
 nbtest: install
 	$(BIN)/nbdev-test --timing
 
+## pytest: tests/, the browser test of the widgets included (tests/browser: JupyterLab in headless Chromium; it fails
+## with the way to get Chromium when there is none, e.g. `apt-get install -y chromium`; PPAD_SKIP_BROWSER=1 skips it knowingly)
 pytest: install
 	$(BIN)/python -m pytest
 
@@ -44,6 +46,10 @@ test: check-sync nbtest pytest
 ## demo: the whole pipeline on the bundled real sample (CheXzero weights via PPAD_CLIP_WEIGHTS, else a random ViT-B/32)
 demo: install
 	$(BIN)/ppad-demo --out demo-output --force
+
+## lab: JupyterLab on the chapters (nbs/), from the kit's environment (its kernel imports ppad_nb)
+lab: install
+	$(BIN)/jupyter lab --notebook-dir=nbs
 
 bench: install
 	$(BIN)/ppad-bench sas

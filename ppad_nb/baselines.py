@@ -195,7 +195,7 @@ def table_rows(preset: Preset, results: dict) -> list:
 
 def markdown_table(preset: Preset, results: dict, clip=None) -> str:
     "The results as the paper prints them, with the published numbers beside ours."
-    lines = [f"# {preset.name}: {preset.description}", ""]
+    lines = [f"**{preset.name}**: {preset.description}", ""]  # bold, not a heading: shown in a notebook, a heading would be its biggest title
     source = getattr(clip, "ppad_source", {}) if clip is not None else {}
     if str(source.get("spec", "")).startswith("random:"):
         lines += [f"**These numbers come from `{source['spec']}`, a randomly initialised CLIP: they are not PPAD's.**", ""]

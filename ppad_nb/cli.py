@@ -18,11 +18,29 @@ from .data import REGION_LABELS, list_images, load_image
 from .synthesis import STRENGTHS, paste_patch, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'DEMO_ENTRIES', 'DEMO_MARK', 'run_script', 'format_table', 'check_output',
-           'add_options', 'outline', 'render_grid', 'synthesized_tiles', 'synthesize_grid', 'write_grid_png',
-           'synth_parser', 'synth', 'synth_main', 'score_parser', 'score', 'score_main', 'train_parser',
-           'train_command', 'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
-           'reproduce_command', 'reproduce_main', 'banner', 'demo', 'demo_parser', 'demo_command', 'demo_main']
+__all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'DEMO_ENTRIES', 'DEMO_MARK', 'torchrun_env', 'quiet_on_this_rank', 'run_script',
+           'format_table', 'check_output', 'add_options', 'outline', 'render_grid', 'synthesized_tiles',
+           'synthesize_grid', 'write_grid_png', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error',
+           'start_shard', 'score_shards', 'score_parser', 'score', 'score_main', 'train_parser', 'train_command',
+           'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
+           'reproduce_command', 'reproduce_main', 'job_devices', 'reproduce_jobs', 'banner', 'demo', 'demo_parser',
+           'demo_command', 'demo_main']
+
+# %% ../nbs/08_cli.ipynb #4f464b82
+import os
+
+def torchrun_env() -> tuple | None:
+    "(rank, world size, local rank) from torchrun's `RANK`, `WORLD_SIZE` and `LOCAL_RANK`; None when not started by torchrun."
+    if "WORLD_SIZE" not in os.environ: return None
+    try: return tuple(int(os.environ[name]) for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    except (KeyError, ValueError): raise PPADError("WORLD_SIZE is set, but RANK or LOCAL_RANK is missing or not a number: start sharded runs with torchrun")
+
+def quiet_on_this_rank(error: PPADError) -> bool:
+    "Whether `run_script` should leave `error` unprinted: another rank reports it (one line for the whole job)."
+    if getattr(error, "quiet", False): return True
+    try: env = torchrun_env()
+    except PPADError: return False
+    return env is not None and env[1] > 1 and env[0] != 0 and not getattr(error, "rank_error", False)
 
 # %% ../nbs/08_cli.ipynb #1955b210
 def run_script(main, argv=None, prog: str | None = None) -> int:
@@ -35,7 +53,7 @@ def run_script(main, argv=None, prog: str | None = None) -> int:
         main(argv)
         return 0
     except PPADError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        if not quiet_on_this_rank(e): print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -188,6 +206,77 @@ def synth(argv=None):
 
 def synth_main(): sys.exit(run_script(synth, prog="ppad-synth"))
 
+# %% ../nbs/08_cli.ipynb #1f195bf4
+from dataclasses import dataclass
+
+@dataclass
+class Shard:
+    "This process's part of a torchrun job: its rank, the number of ranks, and the device it works on."
+    rank: int = 0
+    world: int = 1
+    device: str = "cpu"
+
+    @property
+    def main(self) -> bool: return self.rank == 0  # rank 0 writes the outputs
+
+    def share(self, n: int) -> range:
+        "The indices of `n` items that this rank takes: one contiguous block, so that the blocks in rank order are the items in order."
+        return range(self.rank * n // self.world, (self.rank + 1) * n // self.world)
+
+def rank_error(shard: Shard, error: PPADError) -> PPADError:
+    "`error`, prefixed with the rank that met it and marked to be printed by that rank."
+    marked = PPADError(f"rank {shard.rank}/{shard.world}: {error}")
+    marked.rank_error = True
+    return marked
+
+def start_shard(device: str) -> Shard:
+    "Join the torchrun job if there is one (NCCL with one GPU per rank on CUDA, gloo on the CPU); else one shard of one."
+    env = torchrun_env()
+    if env is None or env[1] == 1: return Shard(0, 1, device)
+    import atexit, datetime, torch
+    import torch.distributed as dist
+    rank, world, local = env
+    shard = Shard(rank, world, device)
+    if device.startswith("cuda"):
+        if local >= torch.cuda.device_count():
+            raise rank_error(shard, PPADError(f"needs GPU {local}, but {torch.cuda.device_count()} are visible: use --nproc-per-node of at most that"))
+        torch.cuda.set_device(local)
+        shard.device = f"cuda:{local}"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if shard.device.startswith("cuda") else "gloo", timeout=datetime.timedelta(minutes=30))
+        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+    return shard
+
+def score_shards(shard: Shard, model, files, *args, progress: bool = True, **options) -> dict | None:
+    "`score_images` on this rank's share of `files`; rank 0 gets every share back in the order of `files`, the other ranks None."
+    from ppad_nb.evaluate import score_images
+    files = [Path(f) for f in files]
+    if shard.world == 1: return score_images(model, files, *args, progress=progress, **options)
+    import torch
+    import torch.distributed as dist
+    share = shard.share(len(files))
+    print(f"rank {shard.rank}/{shard.world}: {len(share)} of {len(files)} images", file=sys.stderr, flush=True)
+    part, error = None, None
+    try: part = score_images(model, files[share.start:share.stop], *args, progress=progress and shard.main, **options)
+    except PPADError as e: error = e
+    on = shard.device if shard.device.startswith("cuda") else "cpu"  # NCCL exchanges GPU tensors, gloo CPU ones
+    failed = torch.tensor([int(error is not None)], device=on)
+    dist.all_reduce(failed, op=dist.ReduceOp.MAX)  # every rank learns whether any failed, so none waits for the others
+    if error is not None: raise rank_error(shard, error)
+    if failed.item():
+        stop = PPADError("another rank failed")
+        stop.quiet = True
+        raise stop
+    longest = -(-len(files) // shard.world)
+    mine = torch.zeros(longest, 5, dtype=torch.float32, device=on)
+    mine[:len(share)] = torch.from_numpy(part["probs"]).to(on)
+    parts = [torch.empty_like(mine) for _ in range(shard.world)]
+    dist.all_gather(parts, mine)
+    if not shard.main: return None
+    from ppad_nb.evaluate import aggregate
+    probs = torch.cat([parts[r][:len(Shard(r, shard.world).share(len(files)))] for r in range(shard.world)]).cpu().numpy()
+    return {"files": files, "probs": probs, "scores": aggregate(probs)}
+
 # %% ../nbs/08_cli.ipynb #d0e03d0d
 def score_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -207,7 +296,7 @@ def score_parser() -> argparse.ArgumentParser:
 
 def score(argv=None):
     "The `ppad-score` command."
-    from ppad_nb.evaluate import score_images, write_scores
+    from ppad_nb.evaluate import write_scores
     from ppad_nb.model import PPAD, load_clip
     args = score_parser().parse_args(argv)
     weights = clip_weights_path(args.clip_weights)
@@ -215,9 +304,11 @@ def score(argv=None):
     if args.batch_size < 1: raise PPADError(f"--batch-size must be at least 1, not {args.batch_size}")
     out = check_output(args.out, args.force, suffix=".csv")
     files = list_images(args.images, recursive=True)
-    device = check_device(args.device or default_device())
+    shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
+    device = shard.device
     model = PPAD.from_learner(load_clip(weights, device=device), args.learner)  # the prompts the learner records (CoOp, ablations, n_ctx)
-    result = score_images(model, files, args.batch_size, args.size, device)
+    result = score_shards(shard, model, files, args.batch_size, args.size, device)
+    if not shard.main: return  # rank 0 writes the one output
     check_finite(result["scores"], f"{args.learner}: the scores (the learner or the CLIP weights are broken); nothing was written")
     write_scores(out, result, args.images)
     print(f"wrote {out}: {len(files)} images, mean score {result['scores'].mean():.4f}, "
@@ -288,7 +379,7 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, preset_from_dict
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import METRIC_NAMES, evaluate, percent, write_report
+    from ppad_nb.evaluate import METRIC_NAMES, compute_metrics, percent, write_report
     from ppad_nb.model import PPAD, load_clip
     from ppad_nb.train import read_run_state, run_learner
     args = evaluate_parser().parse_args(argv)
@@ -310,9 +401,13 @@ def evaluate_command(argv=None):
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
     check_writable(out, folder=True)
     test_set = read_dataset(data_root(preset, data), preset.layout, "test")
-    device = check_device(args.device or default_device())
+    shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
+    device = shard.device
     model = PPAD.from_learner(load_clip(weights, device=device), learner)
-    result = evaluate(model, test_set, args.batch_size, preset.synthesis_size, device)
+    result = score_shards(shard, model, test_set.files, args.batch_size, preset.synthesis_size, device)
+    if not shard.main: return  # rank 0 computes the metrics and writes the report
+    result.update(labels=np.asarray(test_set.labels), root=Path(test_set.root))
+    result["metrics"] = compute_metrics(result["labels"], result["scores"])
     write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights)})
     print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])}" for k in METRIC_NAMES) + f" on {len(test_set)} images")
     print(f"report: {out / 'README.md'}")
@@ -334,6 +429,8 @@ def reproduce_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="output folder (default: reproduce-PRESET)")
     add_options(parser, "epochs", "shots", "batch-size", "workers", "device")
     parser.add_argument("--overwrite", action="store_true", help="recompute results in --out that were made with other settings (default: refuse)")
+    parser.add_argument("--jobs", type=int, default=1, help="(method, seed) runs trained at once, in separate processes: a GPU each when several "
+                        "are visible, else the CPU threads shared out; the results are those of a serial run (default 1)")
     return parser
 
 def reproduce_command(argv=None):
@@ -342,6 +439,9 @@ def reproduce_command(argv=None):
     args = reproduce_parser().parse_args(argv)
     out = Path(args.out or f"reproduce-{args.preset}")
     try:
+        if args.jobs != 1:  # train in parallel; the serial pass below then finds every run finished, evaluates each and writes the table
+            reproduce_jobs(args.preset, seeds=args.seeds, methods=args.methods, jobs=args.jobs, device=args.device, data=args.data, clip_weights=args.clip_weights,
+                           out=out, workers=args.workers, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size)
         reproduce(args.preset, data=args.data, clip_weights=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
                   workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
                   overwrite=args.overwrite)
@@ -352,6 +452,63 @@ def reproduce_command(argv=None):
     print(f"table: {out / 'table.md'} and {out / 'table.csv'}")
 
 def reproduce_main(): sys.exit(run_script(reproduce_command, prog="ppad-reproduce"))
+
+# %% ../nbs/08_cli.ipynb #34508d58
+_JOB_DEVICE = None
+
+def _start_job_process(devices, threads):
+    "In each job process: take a device of its own, and its share of the CPU threads."
+    global _JOB_DEVICE
+    _JOB_DEVICE = devices.get()
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+
+def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, workers: int = 0):
+    "Train one (method, seed) run as `reproduce` trains it, in this job process; a finished run is left as it is."
+    from dataclasses import replace
+    from ppad_nb.baselines import METHODS
+    from ppad_nb.config import data_root
+    from ppad_nb.model import load_clip
+    from ppad_nb.train import read_run_state, train
+    method, run_dir = METHODS[name], Path(out) / name / f"seed{seed}"
+    state = read_run_state(run_dir) if run_dir.is_dir() else None
+    if state and state.get("finished"): return
+    resume = state is not None and (run_dir / "checkpoint.pt").is_file()  # train refuses to resume with other settings
+    train(replace(preset, synthesis=method.synthesis or preset.synthesis), data=data_root(preset, data), seed=seed, out=run_dir, resume=resume,
+          workers=workers, device=_JOB_DEVICE, clip=load_clip(clip_weights_path(clip_weights), device=_JOB_DEVICE), progress=False,
+          model_options=method.model_options)
+
+def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
+    "The device of each job process (a GPU each, in turn, when several are visible) and the CPU threads each gets on the CPU."
+    import torch
+    if device.startswith("cuda") and ":" not in device and torch.cuda.device_count() > 1:
+        return [f"cuda:{i % torch.cuda.device_count()}" for i in range(jobs)], None
+    return [device] * jobs, max(1, (os.cpu_count() or 1) // jobs) if device == "cpu" else None
+
+def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device: str | None = None, settings=None, out="reproduce",
+                   data=None, clip_weights=None, workers: int = 0, **overrides) -> list:
+    "Train the (method, seed) runs of `reproduce` in `jobs` processes, into the run folders a serial run uses; `reproduce` then evaluates them and writes the table."
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from dataclasses import replace
+    from ppad_nb.baselines import METHODS
+    if jobs < 1: raise PPADError(f"--jobs must be at least 1, not {jobs}")
+    preset = get_preset(preset, settings) if isinstance(preset, str) else preset
+    preset = replace(preset, **{k: v for k, v in overrides.items() if v is not None})
+    todo = [(m, s) for m in methods if m in METHODS and METHODS[m].trained for s in (preset.seeds if seeds is None else seeds)]
+    if clip_weights_path(clip_weights) is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
+    devices, threads = job_devices(check_device(device or default_device()), jobs)
+    context = multiprocessing.get_context("spawn")  # fresh interpreters: safe with CUDA and with torch's threads
+    queue = context.Queue()
+    for d in devices: queue.put(d)
+    with folder_lock(out), ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_job_process, initargs=(queue, threads)) as pool:
+        futures = [pool.submit(_train_job, preset, m, s, out, data, clip_weights, workers) for m, s in todo]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for future in pending: future.cancel()
+        for future in futures:
+            if future in done: future.result()  # the first failure, in the order of a serial run
+    return todo
 
 # %% ../nbs/08_cli.ipynb #a9105a77
 DEMO_ENTRIES = ("synthesized.png", "run", "report")

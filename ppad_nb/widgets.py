@@ -60,6 +60,7 @@ class SynthesisExplorer:
         self.new_draw.on_click(lambda _: setattr(self.seed, "value", self.seed.value + 1))
         self.widget = widgets.VBox([widgets.HBox([self.image, self.region]), widgets.HBox([self.strength, self.seed, self.new_draw]),
                                     self.view, self.caption])
+        self.widget.add_class("ppad-synthesis-explorer")  # a name for styling, and for the browser test to find it
         self.update()
 
     def original(self) -> np.ndarray:
@@ -135,6 +136,7 @@ class RegionPromptViewer:
         self.norms = mask_embedding_norms(model)
         self.image.observe(self.update, names="value")
         self.widget = widgets.VBox([self.image, self.view, self.caption])
+        self.widget.add_class("ppad-region-prompt-viewer")
         self.update()
 
     def update(self, change=None):
@@ -162,9 +164,11 @@ class ResultsDashboard:
         if not self.folders: raise PPADError(f"{self.root}: no report folders (with metrics.json) below it")
         self.report = widgets.Dropdown(options=[(str(f.relative_to(self.root)) or ".", i) for i, f in enumerate(self.folders)], value=0, description="report")
         self.metrics, self.curves, self.histogram = widgets.HTML(), widgets.Image(format="png"), widgets.Image(format="png")
-        self.image, self.detail = widgets.Dropdown(description="image"), widgets.Image(format="png")
+        self.image = widgets.Dropdown(description="image", layout=widgets.Layout(width="auto", max_width="100%"))  # as wide as the longest name
+        self.detail = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))  # its natural size, not stretched to the row
         self.report.observe(self.show_report, names="value"); self.image.observe(self.show_image, names="value")
         self.widget = widgets.VBox([self.report, self.metrics, widgets.HBox([self.curves, self.histogram]), self.image, self.detail])
+        self.widget.add_class("ppad-results-dashboard")
         self.show_report()
 
     def show_report(self, change=None):
