@@ -17,14 +17,15 @@ import torch
 from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights_path, data_root, default_device, get_preset,
                             input_error, preset_from_dict)
 from .data import REGION_NAMES, read_dataset
-from .evaluate import METRIC_NAMES, REPORT_FILES, evaluate, percent, read_report, summarize, write_report
+from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, evaluate, paired_auc_difference, percent, read_report,
+                              run_heldout, summarize, write_report)
 from .model import PPAD, load_clip, prompt_text
 from .safety import check_device, check_seed, check_writable, folder_lock
 from .train import read_run_state, run_learner, train
 
 # %% auto #0
-__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'Method', 'drop_period', 'build_model', 'reproduce',
-           'table_rows', 'markdown_table', 'write_table']
+__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'Method', 'drop_period', 'build_model', 'split_file',
+           'auc_differences', 'reproduce', 'table_rows', 'markdown_table', 'write_table']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -118,9 +119,29 @@ def _report_done(report_dir: Path, made_with: dict) -> bool | None:
     if _difference(theirs, {k: v for k, v in made_with.items() if k != "learner_sha256"}) is not None: return False
     return True if theirs.get("learner_sha256") == made_with.get("learner_sha256") else None
 
+def split_file(splits, seed: int) -> Path:
+    "The shots file of `seed` in a splits folder: `seedS.csv`, `seedS/shots.csv`, or an earlier reproduction's `ppad/seedS/shots.csv`."
+    splits = Path(splits)
+    if not splits.is_dir(): raise input_error(splits, "splits folder not found")
+    for candidate in (splits / f"seed{seed}.csv", splits / f"seed{seed}" / "shots.csv", splits / "ppad" / f"seed{seed}" / "shots.csv"):
+        if candidate.is_file(): return candidate
+    raise input_error(splits, f"has no split for seed {seed} (expected seed{seed}.csv, seed{seed}/shots.csv or ppad/seed{seed}/shots.csv)")
+
+def auc_differences(reports: dict, reference: str = "ppad", resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
+    "Each method's mean AUC over its seeds minus the reference's, with a paired bootstrap interval over the same test images."
+    if reference not in reports: return {}
+    base = reports[reference]
+    differences = {}
+    for name, runs in reports.items():
+        if name == reference: continue
+        if any(list(r["files"]) != list(base[0]["files"]) for r in runs + base):
+            raise PPADError(f"{name} and {reference} were evaluated on different test images: their AUCs cannot be paired")
+        differences[name] = paired_auc_difference(base[0]["labels"], [r["scores"] for r in runs], [r["scores"] for r in base], resamples)
+    return differences
+
 def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, methods=("ppad",), out="reproduce", workers: int = 0,
               device: str | None = None, eval_batch_size: int = 32, clip=None, settings=None, quiet: bool = False, overwrite: bool = False,
-              **overrides) -> dict:
+              splits=None, **overrides) -> dict:
     "Train and evaluate every method and seed (restartable), and write the paper-format table; returns {method: [metrics per seed]}."
     from ppad_nb.model import file_sha256
     preset = get_preset(preset, settings, **overrides) if isinstance(preset, str) else check_preset(replace(preset, **{k: v for k, v in overrides.items() if v is not None}))
@@ -132,11 +153,12 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
     check_writable(out, folder=True)
     root = data_root(preset, data)
     test_set = read_dataset(root, preset.layout, "test")
+    split_files = {seed: split_file(splits, seed) for seed in seeds} if splits is not None else {}  # all checked before any work
     if clip is None:
         weights = clip_weights_path(clip_weights)
         if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
         clip = load_clip(weights, device=device)
-    clip_record, results = _clip_record(getattr(clip, "ppad_source", {})), {}
+    clip_record, results, reports = _clip_record(getattr(clip, "ppad_source", {})), {}, {}
     with folder_lock(out):
         for name in methods:
             method, results[name] = METHODS[name], []
@@ -156,7 +178,7 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
                         resume = not changed and (run_dir / "checkpoint.pt").is_file()
                         _log(f"{label}: {'resuming from epoch ' + str(state['epochs_done']) if resume and state else 'training'} ...", quiet)
                         train(run_preset, data=root, seed=seed, out=run_dir, resume=resume, overwrite=bool(changed), workers=workers, device=device,
-                              clip=clip, progress=not quiet, model_options=method.model_options)
+                              clip=clip, progress=not quiet, model_options=method.model_options, shots_file=split_files.get(seed))
                         _log(f"{label}: trained in {time.time() - started:.0f} s", quiet)
                     learner = run_learner(run_dir)
                     model = PPAD.from_learner(clip, learner)
@@ -169,20 +191,22 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
                     recorded = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["made_with"]
                     raise input_error(report_dir, f"was made with {_difference(recorded, made_with)}; pass --overwrite to recompute it, or choose another --out")
                 if not done:
-                    evaluation = evaluate(model, test_set, eval_batch_size, preset.synthesis_size, device, progress=not quiet)
+                    evaluation = evaluate(model, test_set, eval_batch_size, preset.synthesis_size, device, progress=not quiet,
+                                          heldout=run_heldout(run_dir, root) if method.trained else None)
                     write_report(report_dir, evaluation, title=f"{METHODS[name].description}; {preset.name}" + (f", seed {seed}" if seed is not None else ""),
                                  extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(clip, "ppad_source", {}), "made_with": made_with})
                     scores = ", ".join(f"{METRIC_NAMES[k]} {percent(evaluation['metrics'][k])}" for k in preset.metrics)
                     _log(f"{label}: evaluated ({scores})", quiet)
                 else:
                     _log(f"{label}: report kept ({report_dir})", quiet)
-                results[name].append(read_report(report_dir)["metrics"])
-        write_table(out, preset, results, clip)
+                reports.setdefault(name, []).append(read_report(report_dir))
+                results[name].append(reports[name][-1]["metrics"])
+        write_table(out, preset, results, clip, auc_differences(reports))
     return results
 
 # %% ../nbs/06_baselines.ipynb #d34b42bb
-def table_rows(preset: Preset, results: dict) -> list:
-    "CSV rows: method, metric, mean, std, seeds, published mean, published std (percent)."
+def table_rows(preset: Preset, results: dict, differences: dict | None = None) -> list:
+    "CSV rows: method, metric, mean, std, seeds, published mean, published std (percent); then AUC minus PPAD's with its interval."
     rows = []
     for name, per_seed in results.items():
         summary = summarize(per_seed, preset.metrics)
@@ -190,17 +214,20 @@ def table_rows(preset: Preset, results: dict) -> list:
             mean, std = summary[metric]
             published = PUBLISHED.get(preset.name, {}).get(name, {}).get(metric, (None, None))
             rows.append([name, metric, round(100 * mean, 2), round(100 * std, 2) if len(per_seed) > 1 else "", len(per_seed),
-                         published[0] if published[0] is not None else "", published[1] if published[1] is not None else ""])
+                         published[0] if published[0] is not None else "", published[1] if published[1] is not None else "", "", ""])
+    for name, diff in (differences or {}).items():
+        rows.append([name, "auc_minus_ppad", round(100 * diff["difference"], 2), "", len(results[name]), "", "",
+                     round(100 * diff["ci"][0], 2), round(100 * diff["ci"][1], 2)])
     return rows
 
-def markdown_table(preset: Preset, results: dict, clip=None) -> str:
+def markdown_table(preset: Preset, results: dict, clip=None, differences: dict | None = None) -> str:
     "The results as the paper prints them, with the published numbers beside ours."
     lines = [f"**{preset.name}**: {preset.description}", ""]  # bold, not a heading: shown in a notebook, a heading would be its biggest title
     source = getattr(clip, "ppad_source", {}) if clip is not None else {}
     if str(source.get("spec", "")).startswith("random:"):
         lines += [f"**These numbers come from `{source['spec']}`, a randomly initialised CLIP: they are not PPAD's.**", ""]
-    lines += ["| method | seeds | " + " | ".join(f"{METRIC_NAMES[m]} (%) | paper" for m in preset.metrics) + " |",
-              "| --- | --- | " + " | ".join("--- | ---" for _ in preset.metrics) + " |"]
+    lines += ["| method | seeds | " + " | ".join(f"{METRIC_NAMES[m]} (%) | paper" for m in preset.metrics) + (" | AUC - ppad [95% CI]" if differences else "") + " |",
+              "| --- | --- | " + " | ".join("--- | ---" for _ in preset.metrics) + (" | ---" if differences else "") + " |"]
     for name, per_seed in results.items():
         summary = summarize(per_seed, preset.metrics)
         cells = []
@@ -208,19 +235,26 @@ def markdown_table(preset: Preset, results: dict, clip=None) -> str:
             mean, std = summary[metric]
             published = PUBLISHED.get(preset.name, {}).get(name, {}).get(metric)
             cells += [percent(mean, std if len(per_seed) > 1 else None), "-" if published is None else f"{published[0]:.1f}" + (f" ± {published[1]:.1f}" if published[1] is not None else "")]
+        if differences:
+            diff = differences.get(name)
+            cells.append("-" if diff is None else f"{100 * diff['difference']:+.1f} [{100 * diff['ci'][0]:+.1f}, {100 * diff['ci'][1]:+.1f}]")
         lines.append(f"| {name} | {len(per_seed)} | " + " | ".join(cells) + " |")
     lines += ["", f"Mean ± sample standard deviation over seeds; ACC and F1 at the threshold 0.5. CLIP: `{source.get('spec', '?')}`"
               + (f" (SHA-256 {source['sha256'][:16]}...)." if source.get("sha256") else "."),
               "Methods: " + "; ".join(f"`{n}`: {METHODS[n].description}" for n in results) + "."]
+    if differences:
+        lines += ["AUC - ppad: the method's mean AUC over its seeds minus PPAD's, in points, on the same test images; in brackets the 95% "
+                  "interval of a paired, stratified bootstrap over those images (1000 resamples; an interval that excludes 0 is a "
+                  "difference the test set can tell apart)."]
     return "\n".join(lines) + "\n"
 
-def write_table(out, preset: Preset, results: dict, clip=None) -> Path:
+def write_table(out, preset: Preset, results: dict, clip=None, differences: dict | None = None) -> Path:
     "Write table.md and table.csv into `out` (atomically)."
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / "table.md") as f: f.write(markdown_table(preset, results, clip))
+    with atomic_write(out / "table.md") as f: f.write(markdown_table(preset, results, clip, differences))
     with atomic_write(out / "table.csv", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["method", "metric", "mean_percent", "std_percent", "seeds", "published_mean", "published_std"])
-        writer.writerows(table_rows(preset, results))
+        writer.writerow(["method", "metric", "mean_percent", "std_percent", "seeds", "published_mean", "published_std", "ci_low_percent", "ci_high_percent"])
+        writer.writerows(table_rows(preset, results, differences))
     return out / "table.md"

@@ -23,8 +23,8 @@ __all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'DEMO_ENTRIES', 'DEMO_MARK', 'tor
            'synthesize_grid', 'write_grid_png', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error',
            'start_shard', 'score_shards', 'score_parser', 'score', 'score_main', 'train_parser', 'train_command',
            'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
-           'reproduce_command', 'reproduce_main', 'job_devices', 'reproduce_jobs', 'banner', 'demo', 'demo_parser',
-           'demo_command', 'demo_main']
+           'reproduce_command', 'reproduce_main', 'job_devices', 'reproduce_jobs', 'predict_parser', 'predict',
+           'predict_main', 'banner', 'demo', 'demo_parser', 'demo_command', 'demo_main']
 
 # %% ../nbs/08_cli.ipynb #4f464b82
 import os
@@ -330,6 +330,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="run folder")
     add_options(parser, "epochs", "shots", "batch-size")
     parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
+    parser.add_argument("--shots-file", default=None, help="reuse an exact split: the shots.csv of an earlier run (each file checked by its SHA-256)")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     add_options(parser, "workers", "device")
@@ -346,13 +347,13 @@ def train_command(argv=None):
     try:
         result = train(args.preset, data=args.data, clip_weights=args.clip_weights, seed=args.seed, out=args.out, resume=args.resume,
                        overwrite=args.overwrite, workers=args.workers, device=args.device, settings=args.settings,
-                       epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr)
+                       epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr, shots_file=args.shots_file)
     except KeyboardInterrupt:
         print(f"ppad-train: stopped; the last finished epoch is saved in {args.out}: continue with --resume", file=sys.stderr)
         raise
     history = result.history
     print(f"finished {result.preset.name} seed {result.seed}: {len(history)} iterations, loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f}")
-    print(f"run folder: {result.run_dir} (learner.safetensors, learner_official.pt, shots.csv, history.csv, loss.png, run.json)")
+    print(f"run folder: {result.run_dir} (learner.safetensors, learner_official.pt, shots.csv, heldout.csv, history.csv, loss.png, run.json)")
 
 def train_main(): sys.exit(run_script(train_command, prog="ppad-train"))
 
@@ -379,7 +380,7 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, preset_from_dict
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import METRIC_NAMES, compute_metrics, percent, write_report
+    from ppad_nb.evaluate import METRIC_NAMES, compute_metrics, percent, run_heldout, write_report
     from ppad_nb.model import PPAD, load_clip
     from ppad_nb.train import read_run_state, run_learner
     args = evaluate_parser().parse_args(argv)
@@ -401,15 +402,21 @@ def evaluate_command(argv=None):
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
     check_writable(out, folder=True)
     test_set = read_dataset(data_root(preset, data), preset.layout, "test")
+    heldout = run_heldout(run_dir, data_root(preset, data)) if args.run is not None else None  # the normals the run did not train on
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
     device = shard.device
     model = PPAD.from_learner(load_clip(weights, device=device), learner)
     result = score_shards(shard, model, test_set.files, args.batch_size, preset.synthesis_size, device)
+    heldout_result = score_shards(shard, model, heldout, args.batch_size, preset.synthesis_size, device) if heldout else None
     if not shard.main: return  # rank 0 computes the metrics and writes the report
     result.update(labels=np.asarray(test_set.labels), root=Path(test_set.root))
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
+    if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
     write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights)})
-    print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])}" for k in METRIC_NAMES) + f" on {len(test_set)} images")
+    import json
+    ci = json.loads((out / "metrics.json").read_text())["ci"]
+    print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])} [{percent(ci[k][0])}, {percent(ci[k][1])}]" for k in METRIC_NAMES)
+          + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
 
 def evaluate_main(): sys.exit(run_script(evaluate_command, prog="ppad-evaluate"))
@@ -427,6 +434,8 @@ def reproduce_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: the preset's, 0 1 2 3 4)")
     parser.add_argument("--methods", nargs="+", default=["ppad"], choices=list(METHODS), help="methods to run (default: ppad)")
     parser.add_argument("--out", default=None, help="output folder (default: reproduce-PRESET)")
+    parser.add_argument("--splits", default=None, help="reuse exact splits: a folder with seedS.csv (or seedS/shots.csv, or an earlier "
+                                                      "reproduction's ppad/seedS/shots.csv) per seed; files checked by SHA-256")
     add_options(parser, "epochs", "shots", "batch-size", "workers", "device")
     parser.add_argument("--overwrite", action="store_true", help="recompute results in --out that were made with other settings (default: refuse)")
     parser.add_argument("--jobs", type=int, default=1, help="(method, seed) runs trained at once, in separate processes: a GPU each when several "
@@ -441,10 +450,11 @@ def reproduce_command(argv=None):
     try:
         if args.jobs != 1:  # train in parallel; the serial pass below then finds every run finished, evaluates each and writes the table
             reproduce_jobs(args.preset, seeds=args.seeds, methods=args.methods, jobs=args.jobs, device=args.device, data=args.data, clip_weights=args.clip_weights,
-                           out=out, workers=args.workers, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size)
+                           out=out, workers=args.workers, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
+                           splits=args.splits)
         reproduce(args.preset, data=args.data, clip_weights=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
                   workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
-                  overwrite=args.overwrite)
+                  overwrite=args.overwrite, splits=args.splits)
     except KeyboardInterrupt:
         print(f"ppad-reproduce: stopped; run the same command again to continue where it stopped ({out})", file=sys.stderr)
         raise
@@ -464,7 +474,7 @@ def _start_job_process(devices, threads):
         import torch
         torch.set_num_threads(threads)
 
-def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, workers: int = 0):
+def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, workers: int = 0, shots_file=None):
     "Train one (method, seed) run as `reproduce` trains it, in this job process; a finished run is left as it is."
     from dataclasses import replace
     from ppad_nb.baselines import METHODS
@@ -477,7 +487,7 @@ def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, 
     resume = state is not None and (run_dir / "checkpoint.pt").is_file()  # train refuses to resume with other settings
     train(replace(preset, synthesis=method.synthesis or preset.synthesis), data=data_root(preset, data), seed=seed, out=run_dir, resume=resume,
           workers=workers, device=_JOB_DEVICE, clip=load_clip(clip_weights_path(clip_weights), device=_JOB_DEVICE), progress=False,
-          model_options=method.model_options)
+          model_options=method.model_options, shots_file=shots_file)
 
 def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
     "The device of each job process (a GPU each, in turn, when several are visible) and the CPU threads each gets on the CPU."
@@ -487,28 +497,115 @@ def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
     return [device] * jobs, max(1, (os.cpu_count() or 1) // jobs) if device == "cpu" else None
 
 def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device: str | None = None, settings=None, out="reproduce",
-                   data=None, clip_weights=None, workers: int = 0, **overrides) -> list:
+                   data=None, clip_weights=None, workers: int = 0, splits=None, **overrides) -> list:
     "Train the (method, seed) runs of `reproduce` in `jobs` processes, into the run folders a serial run uses; `reproduce` then evaluates them and writes the table."
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
     from dataclasses import replace
-    from ppad_nb.baselines import METHODS
+    from ppad_nb.baselines import METHODS, split_file
     if jobs < 1: raise PPADError(f"--jobs must be at least 1, not {jobs}")
     preset = get_preset(preset, settings) if isinstance(preset, str) else preset
     preset = replace(preset, **{k: v for k, v in overrides.items() if v is not None})
     todo = [(m, s) for m in methods if m in METHODS and METHODS[m].trained for s in (preset.seeds if seeds is None else seeds)]
     if clip_weights_path(clip_weights) is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
+    shots_files = {s: split_file(splits, s) for _, s in todo} if splits is not None else {}  # the same splits as the serial pass
     devices, threads = job_devices(check_device(device or default_device()), jobs)
     context = multiprocessing.get_context("spawn")  # fresh interpreters: safe with CUDA and with torch's threads
     queue = context.Queue()
     for d in devices: queue.put(d)
     with folder_lock(out), ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_job_process, initargs=(queue, threads)) as pool:
-        futures = [pool.submit(_train_job, preset, m, s, out, data, clip_weights, workers) for m, s in todo]
+        futures = [pool.submit(_train_job, preset, m, s, out, data, clip_weights, workers, shots_files.get(s)) for m, s in todo]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for future in pending: future.cancel()
         for future in futures:
             if future in done: future.result()  # the first failure, in the order of a serial run
     return todo
+
+# %% ../nbs/08_cli.ipynb #94b8107b
+def predict_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ppad-predict", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Score one or a few X-rays (PNG, JPEG, TIFF or DICOM) with a trained PPAD learner and explain each result: the score, "
+                    "the decision at a threshold, the five region probabilities and the rule that decided (max above 0.8, else the mean).",
+        epilog="examples:\n  ppad-predict chest.dcm --clip-weights best_64_0.0001_original_35000_0.864.pt --learner PPAD_ZhangLab.pt\n"
+               "  ppad-predict a.png b.dcm --run runs/zhanglab-seed0 --out explained --json   # the run's held-out 95% threshold")
+    parser.add_argument("images", nargs="+", help="X-ray files")
+    add_options(parser, "clip-weights")
+    parser.add_argument("--learner", default=None, help="learner checkpoint, official release format or ppad-nb's (default with --run: the run's)")
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("--threshold", type=float, default=None, help="a score above it is called abnormal (default 0.5, the paper's)")
+    choice.add_argument("--run", default=None, help="a run folder evaluated by ppad-evaluate: take the threshold from its report's operating points")
+    parser.add_argument("--operating-point", default="heldout_normals_95",
+                        help="with --run: which operating point of RUN/report/metrics.json (default heldout_normals_95)")
+    parser.add_argument("--size", type=int, choices=[224, 256], default=None, help="first resize: 224, or 256 as for VinDr-CXR (default: the run's, else 224)")
+    parser.add_argument("--out", default=None, help="folder for one region-prompt figure per image (IMAGE-NAME.png)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image instead of text")
+    add_options(parser, "device")
+    parser.add_argument("--force", action="store_true", help="replace figures that exist in --out")
+    return parser
+
+def _operating_point(run_dir: Path, name: str) -> tuple:
+    "(threshold, name) of an operating point in the report of an evaluated run."
+    import json
+    metrics = run_dir / "report" / "metrics.json"
+    if not metrics.is_file(): raise input_error(run_dir, "has no report: run ppad-evaluate --run on it first (the operating points come from it)")
+    points = {p["name"]: p for p in json.loads(metrics.read_text()).get("operating_points", [])}
+    if name not in points: raise input_error(metrics, f"has no operating point {name!r} (it has: {', '.join(points) or 'none'}); pass --operating-point")
+    return float(points[name]["threshold"]), name
+
+def predict(argv=None) -> list:
+    "The `ppad-predict` command; returns one record per image."
+    import json
+    from ppad_nb.evaluate import PROB_COLUMNS, score_images
+    from ppad_nb.model import PPAD, load_clip
+    from ppad_nb.train import read_run_state, run_learner
+    args = predict_parser().parse_args(argv)
+    files = [Path(f) for f in args.images]
+    for f in files:
+        if not f.is_file(): raise input_error(f, "folder, not an image file" if f.is_dir() else "file not found")
+    learner, weights, size, threshold, point = args.learner, args.clip_weights, args.size, 0.5, "fixed_0.5"
+    if args.run is not None:
+        run_dir = Path(args.run)
+        state = read_run_state(run_dir) if run_dir.is_dir() else None
+        if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
+        threshold, point = _operating_point(run_dir, args.operating_point)
+        learner, weights = learner or run_learner(run_dir), weights or state.get("clip", {}).get("spec")
+        size = size or state["preset"].get("synthesis_size", 224)
+    elif args.threshold is not None:
+        if not 0 <= args.threshold <= 1: raise PPADError(f"--threshold must be between 0 and 1 (scores are), not {args.threshold}")
+        threshold, point = args.threshold, "given"
+    if learner is None: raise PPADError("no learner: pass --learner (or --run)")
+    weights = clip_weights_path(weights)
+    if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
+    figures = {}
+    if args.out is not None:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir(): raise input_error(out, "exists and is not a folder")
+        for i, f in enumerate(files):
+            name = f"{f.stem}.png" if [g.stem for g in files].count(f.stem) == 1 else f"{f.stem}-{i + 1}.png"
+            figures[f] = check_output(out / name, args.force)
+    device = check_device(args.device or default_device())
+    model = PPAD(load_clip(weights, device=device)).load_learner(learner)
+    result = score_images(model, files, batch_size=16, size=size or 224, device=device, progress=len(files) > 1 and not args.json)
+    from ppad_nb.widgets import decision_rule, region_panels  # the region-prompt viewer's figure and words
+    from ppad_nb.evaluate import CONFIDENT
+    records = []
+    for f, probs, score in zip(files, result["probs"], result["scores"]):
+        decision = "abnormal" if score > threshold else "normal"
+        record = {"file": str(f), "score": round(float(score), 6), "threshold": threshold, "operating_point": point, "decision": decision,
+                  "rule": "max" if probs.max() > CONFIDENT else "mean", **{c: round(float(p), 6) for c, p in zip(PROB_COLUMNS, probs)}}
+        records.append(record)
+        if f in figures:
+            png = region_panels(load_image(f), probs, title=f"{f.name}: {decision} (score {score:.3f}, threshold {threshold:.3f})")
+            with atomic_write(figures[f], "wb") as handle: handle.write(png)
+        if args.json: print(json.dumps(record), flush=True); continue
+        print(f"{f}: score {score:.4f} -> {decision.upper()} (threshold {threshold:.4f}, {point})")
+        print(f"  rule: {decision_rule(probs)}")
+        print("  regions: " + "  ".join(f"{label} {p:.4f}" for label, p in zip(REGION_LABELS, probs)))
+        if f in figures: print(f"  figure: {figures[f]}")
+    return records
+
+def predict_main(): sys.exit(run_script(predict, prog="ppad-predict"))
 
 # %% ../nbs/08_cli.ipynb #a9105a77
 DEMO_ENTRIES = ("synthesized.png", "run", "report")
@@ -530,7 +627,7 @@ def demo(out="demo-output", clip_weights=None, epochs: int | None = None, force:
     "Run the pipeline on the bundled sample into `out`; return the report folder."
     import shutil, time, warnings
     from ppad_nb.data import bundled_sample
-    from ppad_nb.evaluate import METRIC_NAMES, evaluate, percent, write_report
+    from ppad_nb.evaluate import METRIC_NAMES, evaluate, percent, run_heldout, write_report
     from ppad_nb.model import RandomWeightsWarning, load_clip
     from ppad_nb.train import train
     import json
@@ -562,10 +659,13 @@ def demo(out="demo-output", clip_weights=None, epochs: int | None = None, force:
     print("2/3 training PPAD (preset 'demo': 64 shots, SAS)", flush=True)
     run = train("demo", clip=clip, seed=0, out=out / "run", device=device, progress=progress, epochs=epochs)
     print("3/3 evaluating on the bundled test set (20 normal, 20 pneumonia)", flush=True)
-    result = evaluate(run.model, bundled_sample("test"), batch_size=20, device=device, progress=progress)
+    test_set = bundled_sample("test")
+    result = evaluate(run.model, test_set, batch_size=20, device=device, progress=progress, heldout=run_heldout(run.run_dir, test_set.root))
     report = write_report(out / "report", result, title=f"ppad-demo: PPAD on the bundled sample, CLIP {weights}",
                           extra={"clip": weights, "random_weights": weights.startswith("random:"), "epochs": run.preset.epochs})
-    print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])}" for k in METRIC_NAMES)
+    import json
+    ci = json.loads((report / "metrics.json").read_text())["ci"]
+    print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])} [{percent(ci[k][0])}, {percent(ci[k][1])}]" for k in METRIC_NAMES)
           + (" (random weights: not PPAD's numbers)" if weights.startswith("random:") else ""))
     print(f"done in {time.time() - started:.0f} s. Report: {report / 'README.md'} (synthesized anomalies: {out / 'synthesized.png'})")
     lock.__exit__(None, None, None)

@@ -17,11 +17,12 @@ from PIL import Image, UnidentifiedImageError
 from .config import BUNDLED_SAMPLE, PPADError, assets_path, atomic_write, input_error
 
 # %% auto #0
-__all__ = ['IMAGE_SIZE', 'REGION_NAMES', 'REGION_LABELS', 'REGION_BOXES', 'IMAGE_SUFFIXES', 'MEAN', 'STD', 'LABEL_NAMES',
-           'READERS', 'region_masks', 'region_box', 'read_grayscale', 'load_image', 'to_tensor', 'ImageDataset',
+__all__ = ['IMAGE_SIZE', 'REGION_NAMES', 'REGION_LABELS', 'REGION_BOXES', 'IMAGE_SUFFIXES', 'DICOM_SUFFIXES', 'DICOM_DECODERS',
+           'MEAN', 'STD', 'LABEL_NAMES', 'READERS', 'HELDOUT_LIMIT', 'region_masks', 'region_box', 'is_dicom',
+           'read_grayscale', 'load_image', 'voi_window', 'read_dicom', 'write_dicom', 'to_tensor', 'ImageDataset',
            'ImageSet', 'list_images', 'read_zhanglab', 'read_kermany', 'read_chexpert', 'read_folder', 'read_vindr',
-           'detect_layout', 'read_dataset', 'sample_shots', 'write_shot_manifest', 'read_shot_manifest',
-           'bundled_sample']
+           'detect_layout', 'read_dataset', 'sample_shots', 'file_digest', 'write_shot_manifest', 'read_shot_manifest',
+           'heldout_normals', 'bundled_sample']
 
 # %% ../nbs/01_data.ipynb #54fd4df9
 IMAGE_SIZE = 224  # CLIP ViT-B/32 input side; the regions are defined on this grid
@@ -47,7 +48,7 @@ def region_box(region: int) -> tuple:
 REGION_BOXES = tuple(region_box(r) for r in range(5))
 
 # %% ../nbs/01_data.ipynb #3c1c05de
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
 
 def _as_8bit_gray(image: Image.Image, path) -> Image.Image:
     "Convert a decoded image to mode 'L', scaling 16- and 32-bit integer data instead of clipping it."
@@ -58,6 +59,17 @@ def _as_8bit_gray(image: Image.Image, path) -> Image.Image:
         return Image.fromarray(np.clip(np.rint(values * 255.0 / top), 0, 255).astype(np.uint8), mode="L")
     if image.mode == "F": raise input_error(path, "floating-point images are not supported; save it as an 8- or 16-bit PNG")
     return image.convert("L")
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+def is_dicom(path) -> bool:
+    "A `.dcm`/`.dicom` file, or any file with the `DICM` marker after the 128-byte preamble."
+    path = Path(path)
+    if path.suffix.lower() in DICOM_SUFFIXES: return True
+    try:
+        with open(path, "rb") as f: head = f.read(132)
+    except OSError: return False
+    return len(head) == 132 and head[128:] == b"DICM"
 
 def _upright(image: Image.Image) -> Image.Image:
     "The image as it is meant to be seen: a camera's EXIF orientation tag (rotated or mirrored JPEGs) applied."
@@ -70,6 +82,7 @@ def read_grayscale(path) -> Image.Image:
     path = Path(path)
     if not path.exists(): raise input_error(path, "file not found")
     if path.is_dir(): raise input_error(path, "is a folder, not an image file")
+    if is_dicom(path): return Image.fromarray(read_dicom(path))  # read_dicom: the DICOM section below
     try:
         with Image.open(path) as image:
             image.load()
@@ -85,6 +98,99 @@ def read_grayscale(path) -> Image.Image:
 def load_image(path, size: int = IMAGE_SIZE) -> np.ndarray:
     "An image file as a (size, size) uint8 array: grayscale, bicubic resize, aspect ratio not kept."
     return np.array(read_grayscale(path).resize((size, size), Image.BICUBIC))
+
+# %% ../nbs/01_data.ipynb #5eb996ca
+DICOM_DECODERS = "pip install 'ppad-nb[dicom]' (pylibjpeg, pylibjpeg-libjpeg, pylibjpeg-openjpeg, pylibjpeg-rle)"
+
+def voi_window(values, centre: float, width: float, function: str = "LINEAR", top: float = 255.0) -> np.ndarray:
+    "Window values to 0..`top` as DICOM PS3.3 defines it: LINEAR (C.11.2.1.2.1, the default), LINEAR_EXACT or SIGMOID (C.11.2.1.3)."
+    x, c, w = np.asarray(values, dtype=np.float64), float(centre), float(width)
+    if function == "SIGMOID": return top / (1 + np.exp(-4 * (x - c) / w))
+    if function == "LINEAR_EXACT":  # C.11.2.1.3.2: no half-unit shifts, width > 0
+        return np.where(x <= c - w / 2, 0.0, np.where(x > c + w / 2, top, ((x - c) / w + 0.5) * top))
+    # LINEAR, C.11.2.1.2.1: centre shifted by 0.5 and width reduced by 1 (the stored values are integers), width >= 1
+    low, high = c - 0.5 - (w - 1) / 2, c - 0.5 + (w - 1) / 2
+    return np.where(x <= low, 0.0, np.where(x > high, top, ((x - (c - 0.5)) / max(w - 1, 1e-9) + 0.5) * top))
+
+# %% ../nbs/01_data.ipynb #2413bb55
+def _first(value) -> float:
+    "The first of a multi-valued DICOM number (Window Center may hold several)."
+    return float(value[0] if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else value)
+
+def _dicom_pixels(ds, path) -> np.ndarray:
+    "The stored values of a single-frame grayscale dataset, with clear errors for what cannot be read."
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        raise input_error(path, f"is a DICOM object without an image ({getattr(ds, 'SOPClassUID', 'unknown SOP class')!s}), not an X-ray")
+    if "PixelData" not in ds: raise input_error(path, "holds floating-point DICOM pixels, which ppad-nb does not read")
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    if frames > 1: raise input_error(path, f"is a multi-frame DICOM ({frames} frames); ppad-nb reads single-frame X-rays: export one frame")
+    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).strip()
+    if int(getattr(ds, "SamplesPerPixel", 1)) != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        raise input_error(path, f"is a colour DICOM ({photometric}); ppad-nb reads grayscale (MONOCHROME1/2) X-rays")
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax is not None and syntax.is_compressed:
+        from pydicom.pixels import get_decoder
+        try: available = get_decoder(syntax).is_available
+        except NotImplementedError: available = False
+        if not available: raise input_error(path, f"is compressed ({syntax.name}) and no decoder is installed: {DICOM_DECODERS}")
+    try: pixels = ds.pixel_array
+    except Exception as e: raise input_error(path, f"cannot decode the DICOM pixel data ({type(e).__name__}: {e})") from None
+    if pixels.ndim != 2: raise input_error(path, f"has pixel data of shape {pixels.shape}, expected one grayscale frame")
+    return pixels
+
+def read_dicom(path) -> np.ndarray:
+    "A single-frame DICOM X-ray as (H, W) uint8: modality LUT, then VOI LUT or window (else the stored range), MONOCHROME1 inverted."
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi
+    path = Path(path)
+    try: ds = pydicom.dcmread(path, force=path.suffix.lower() in DICOM_SUFFIXES)  # a .dcm file may lack the preamble
+    except Exception as e: raise input_error(path, f"not a readable DICOM file ({type(e).__name__}: {e})") from None
+    if len(ds) == 0: raise input_error(path, "not a readable DICOM file (no data elements)")
+    stored = _dicom_pixels(ds, path)
+    bits, signed = int(getattr(ds, "BitsStored", 8 * stored.itemsize)), int(getattr(ds, "PixelRepresentation", 0)) == 1
+    if "ModalityLUTSequence" in ds:
+        values = apply_modality_lut(stored, ds).astype(np.float64)
+        low, high = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    else:
+        slope, intercept = float(getattr(ds, "RescaleSlope", 1) or 1), float(getattr(ds, "RescaleIntercept", 0) or 0)
+        values = stored.astype(np.float64) * slope + intercept
+        ends = np.array([-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] if signed else [0, 2 ** bits - 1], dtype=np.float64) * slope + intercept
+        low, high = float(ends.min()), float(ends.max())
+    if "VOILUTSequence" in ds:
+        values = apply_voi(np.rint(values).astype(np.int64), ds).astype(np.float64)  # a LUT is indexed by whole numbers
+        low, high = 0.0, float(2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1)
+        gray = (values - low) * 255.0 / max(high - low, 1e-9)
+    elif "WindowCenter" in ds and "WindowWidth" in ds:
+        function = str(getattr(ds, "VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+        gray = voi_window(values, _first(ds.WindowCenter), _first(ds.WindowWidth), function)
+    else:
+        gray = (values - low) * 255.0 / max(high - low, 1e-9)
+    gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    if str(ds.PhotometricInterpretation).strip() == "MONOCHROME1": gray = 255 - gray
+    return gray
+
+# %% ../nbs/01_data.ipynb #11540c7d
+def write_dicom(path, pixels, photometric: str = "MONOCHROME2", bits_stored: int = 8, window: tuple | None = None,
+                slope: float = 1.0, intercept: float = 0.0, voi_function: str | None = None) -> Path:
+    "Write stored values `pixels` (2-D, unsigned) as a single-frame uncompressed DICOM file (for tests and examples), atomically."
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    pixels = np.asarray(pixels)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta, ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = meta, SecondaryCaptureImageStorage, meta.MediaStorageSOPInstanceUID, "OT"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelRepresentation = 1, photometric, 0
+    ds.BitsAllocated = 8 if bits_stored <= 8 else 16
+    ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1
+    if slope != 1 or intercept != 0: ds.RescaleSlope, ds.RescaleIntercept = f"{slope:g}", f"{intercept:g}"
+    if window is not None: ds.WindowCenter, ds.WindowWidth = f"{window[0]:g}", f"{window[1]:g}"
+    if voi_function is not None: ds.VOILUTFunction = voi_function
+    ds.PixelData = pixels.astype(np.uint8 if ds.BitsAllocated == 8 else "<u2").tobytes()
+    with atomic_write(path, "wb") as f: ds.save_as(f, enforce_file_format=True)
+    return Path(path)
 
 # %% ../nbs/01_data.ipynb #d70adf9e
 MEAN, STD = 0.39799, 0.32721349  # CheXzero's normalisation, the same on all three channels
@@ -138,7 +244,7 @@ def list_images(folder, recursive: bool = False) -> list:
     if not folder.exists(): raise input_error(folder, "folder not found")
     if not folder.is_dir(): raise input_error(folder, "is a file, expected a folder of images")
     candidates = folder.rglob("*") if recursive else folder.iterdir()
-    files = sorted(p for p in candidates if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    files = sorted(p for p in candidates if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or (p.suffix == "" and is_dicom(p)))
                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     if not files: raise input_error(folder, f"no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
     return files
@@ -247,24 +353,48 @@ def sample_shots(files, shots: int = 64, seed: int = 0) -> list:
     return [files[i] for i in sorted(chosen)]
 
 # %% ../nbs/01_data.ipynb #a51e0207
+def file_digest(path) -> str:
+    "The SHA-256 of a file, hex."
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): digest.update(block)
+    return digest.hexdigest()
+
 def write_shot_manifest(path, files, root, seed: int):
-    "Record the chosen shots as a CSV (`file` relative to `root`, `seed`), written atomically."
+    "Record the chosen shots as a CSV (`file` relative to `root`, `seed`, `sha256` of the file), written atomically."
     root = Path(root)
     with atomic_write(path, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["file", "seed"])
-        for file in files: writer.writerow([Path(file).relative_to(root).as_posix(), seed])
+        writer.writerow(["file", "seed", "sha256"])
+        for file in files: writer.writerow([Path(file).relative_to(root).as_posix(), seed, file_digest(file)])
 
 def read_shot_manifest(path, root) -> list:
-    "The files listed in a shot manifest, as paths under `root`; an error if one is missing."
+    "The files listed in a shot manifest, as paths under `root`; an error if one is missing or differs from its recorded SHA-256."
     path, root = Path(path), Path(root)
     if not path.is_file(): raise input_error(path, "shot manifest not found")
-    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f: rows = list(csv.DictReader(f))
-    if not rows or "file" not in rows[0]: raise input_error(path, "not a shot manifest (expected a CSV with a 'file' column)")
+    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    if "file" not in (reader.fieldnames or []): raise input_error(path, "not a shot manifest (expected a CSV with a 'file' column)")
     files = [root / row["file"] for row in rows]
     missing = [f for f in files if not f.is_file()]
     if missing: raise input_error(missing[0], f"listed in {path.name} but not found")
+    for file, row in zip(files, rows):
+        if row.get("sha256") and file_digest(file) != row["sha256"].strip().lower():
+            raise input_error(file, f"differs from the file {path.name} was written for (SHA-256 changed): not the same split")
     return files
+
+# %% ../nbs/01_data.ipynb #d119ae2f
+HELDOUT_LIMIT = 500  # held-out normals recorded per run (a seeded sample when there are more)
+
+def heldout_normals(normals, shots, limit: int = HELDOUT_LIMIT, seed: int = 0) -> list:
+    "The normal training files that are not among `shots`: all of them, or a seeded sample of `limit`, sorted."
+    taken = {Path(f) for f in shots}
+    rest = sorted((Path(f) for f in normals if Path(f) not in taken), key=str)
+    if len(rest) <= limit: return rest
+    chosen = np.random.default_rng([seed, 3]).choice(len(rest), size=limit, replace=False)
+    return [rest[i] for i in sorted(chosen)]
 
 # %% ../nbs/01_data.ipynb #e96ff157
 def bundled_sample(split: str = "test") -> ImageSet:

@@ -13,12 +13,14 @@ import numpy as np
 import torch
 
 from .config import PPADError, atomic_write, figure_png, input_error
-from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, ImageDataset, load_image
+from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, ImageDataset, load_image, read_shot_manifest
 
 # %% auto #0
-__all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESHOLD', 'REPORT_FILES', 'aggregate', 'score_images',
-           'write_scores', 'read_scores', 'compute_metrics', 'summarize', 'percent', 'evaluate', 'write_report',
-           'read_report']
+__all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESHOLD', 'BOOTSTRAP_RESAMPLES', 'CI_LEVEL',
+           'CALIBRATION_BINS', 'REPORT_FILES', 'aggregate', 'score_images', 'write_scores', 'read_scores',
+           'compute_metrics', 'summarize', 'percent', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci',
+           'paired_auc_difference', 'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points',
+           'calibration', 'evaluate', 'percent_ci', 'write_report', 'read_report']
 
 # %% ../nbs/05_evaluate.ipynb #a8ff409c
 CONFIDENT = 0.8  # a region above this abnormal probability decides the image's score alone
@@ -107,12 +109,148 @@ def percent(mean: float, std: float | None = None, decimals: int = 1) -> str:
     "A fraction as the paper prints it: '89.4 ± 0.6' (percent)."
     return f"{100 * mean:.{decimals}f}" + (f" ± {100 * std:.{decimals}f}" if std is not None else "")
 
+# %% ../nbs/05_evaluate.ipynb #135d0bc6
+BOOTSTRAP_RESAMPLES = 1000  # resamples per interval
+CI_LEVEL = 0.95             # the middle 95% of the resampled values
+
+def bootstrap_indices(labels, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, stratified: bool = True) -> np.ndarray:
+    "Resampled image indices (n_resamples, n), seeded; every row holds normal and abnormal images."
+    labels = np.asarray(labels)
+    if n_resamples < 1: raise PPADError(f"the number of bootstrap resamples must be at least 1, not {n_resamples}")
+    positives, negatives = np.flatnonzero(labels == 1), np.flatnonzero(labels != 1)
+    if len(positives) == 0 or len(negatives) == 0: raise PPADError("a bootstrap interval needs normal and abnormal images")
+    rng = np.random.default_rng(seed)
+    if stratified:  # each class drawn with replacement to its own count
+        return np.concatenate([negatives[rng.integers(0, len(negatives), (n_resamples, len(negatives)))],
+                               positives[rng.integers(0, len(positives), (n_resamples, len(positives)))]], axis=1)
+    indices = rng.integers(0, len(labels), (n_resamples, len(labels)))
+    for _ in range(1000):  # a resample of one class has no AUC: it is drawn again, never turned into NaN
+        drawn = labels[indices] == 1
+        one_class = drawn.all(axis=1) | ~drawn.any(axis=1)
+        if not one_class.any(): return indices
+        indices[one_class] = rng.integers(0, len(labels), (int(one_class.sum()), len(labels)))
+    raise PPADError("could not draw bootstrap resamples holding both classes: one class has too few images")
+
+# %% ../nbs/05_evaluate.ipynb #990ffd50
+def batch_auc(labels, scores) -> np.ndarray:
+    "AUC of each row of labels and scores (B, n), from average ranks (ties count half)."
+    from scipy.stats import rankdata
+    labels = np.atleast_2d(labels).astype(bool)
+    positives = labels.sum(axis=1)
+    negatives = labels.shape[1] - positives
+    ranks = rankdata(np.atleast_2d(np.asarray(scores, dtype=np.float64)), axis=1)
+    return ((ranks * labels).sum(axis=1) - positives * (positives + 1) / 2) / (positives * negatives)
+
+def batch_metrics(labels, scores, threshold: float = THRESHOLD) -> dict:
+    "ACC, AUC, F1 and AP of each row of labels and scores (B, n), vectorised: {name: (B,) array}."
+    labels = np.atleast_2d(labels).astype(bool)
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    predicted = scores > threshold
+    tp, fp, fn = (predicted & labels).sum(1), (predicted & ~labels).sum(1), (~predicted & labels).sum(1)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    ranked, hits = np.take_along_axis(scores, order, 1), np.take_along_axis(labels, order, 1)
+    position = np.arange(scores.shape[1])
+    group_end = np.ones(ranked.shape, bool)
+    group_end[:, :-1] = ranked[:, :-1] != ranked[:, 1:]  # the last of a run of tied scores
+    end = np.minimum.accumulate(np.where(group_end, position, scores.shape[1])[:, ::-1], axis=1)[:, ::-1]
+    precision = np.take_along_axis(np.cumsum(hits, axis=1), end, 1) / (end + 1)
+    return {"acc": (predicted == labels).mean(1), "auc": batch_auc(labels, scores),
+            "f1": np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0),
+            "ap": (precision * hits).sum(1) / hits.sum(1)}
+
+def bootstrap_ci(labels, scores, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, level: float = CI_LEVEL,
+                 threshold: float = THRESHOLD) -> dict:
+    "Stratified percentile bootstrap interval of each metric: {name: [low, high]}."
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    indices = bootstrap_indices(labels, n_resamples, seed)
+    values, tail = batch_metrics(labels[indices], scores[indices], threshold), (1 - level) / 2
+    return {name: [float(np.quantile(v, tail)), float(np.quantile(v, 1 - tail))] for name, v in values.items()}
+
+def paired_auc_difference(labels, scores_a, scores_b, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, level: float = CI_LEVEL) -> dict:
+    "AUC of `scores_a` minus AUC of `scores_b` on the same images, with a paired bootstrap interval; (seeds, n) scores: mean AUC over seeds."
+    labels = np.asarray(labels)
+    scores_a, scores_b = np.atleast_2d(np.asarray(scores_a, np.float64)), np.atleast_2d(np.asarray(scores_b, np.float64))
+    if scores_a.shape[1] != len(labels) or scores_b.shape[1] != len(labels): raise PPADError("paired scores must cover the same images")
+    indices = bootstrap_indices(labels, n_resamples, seed)  # one draw of images for both methods: that is the pairing
+    mean_auc = lambda scores, idx: np.mean([batch_auc(labels[idx], row[idx]) for row in scores], axis=0)
+    resampled, tail = mean_auc(scores_a, indices) - mean_auc(scores_b, indices), (1 - level) / 2
+    everything = np.arange(len(labels))[None]
+    return {"difference": float((mean_auc(scores_a, everything) - mean_auc(scores_b, everything))[0]),
+            "ci": [float(np.quantile(resampled, tail)), float(np.quantile(resampled, 1 - tail))]}
+
+# %% ../nbs/05_evaluate.ipynb #9e407dad
+def keep_below(scores, fraction: float) -> float:
+    "The smallest of `scores` that has at least `fraction` of them at or below it (the inverted-CDF quantile)."
+    scores = np.sort(np.asarray(scores, dtype=np.float64))
+    if len(scores) == 0: raise PPADError("no scores to set a threshold on")
+    return float(scores[min(max(int(np.ceil(fraction * len(scores) - 1e-9)), 1), len(scores)) - 1])
+
+def rates_at(labels, scores, threshold: float, name: str) -> dict:
+    "Sensitivity, specificity, PPV and NPV when a score above `threshold` means abnormal."
+    labels, predicted = np.asarray(labels).astype(bool), np.asarray(scores) > threshold
+    tp, fp = int((predicted & labels).sum()), int((predicted & ~labels).sum())
+    tn, fn = int((~predicted & ~labels).sum()), int((~predicted & labels).sum())
+    ratio = lambda a, b: a / b if b else None
+    return {"name": name, "threshold": float(threshold), "sensitivity": ratio(tp, tp + fn), "specificity": ratio(tn, tn + fp),
+            "ppv": ratio(tp, tp + fp), "npv": ratio(tn, tn + fn)}
+
+def run_heldout(run_dir, root) -> list | None:
+    "The held-out normal files a run recorded (`heldout.csv`), each checked by its SHA-256; None for a run without the record."
+    path = Path(run_dir) / "heldout.csv"
+    return read_shot_manifest(path, root) if path.is_file() else None
+
+def operating_points(labels, scores, heldout_scores=None, threshold: float = THRESHOLD) -> list:
+    "Rates at 0.5, at the thresholds keeping 95% and 90% of held-out normals below (when given), and at 90% and 95% test specificity."
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    points = [rates_at(labels, scores, threshold, f"fixed_{threshold:g}")]
+    if heldout_scores is not None and len(heldout_scores):
+        points += [rates_at(labels, scores, keep_below(heldout_scores, q / 100), f"heldout_normals_{q}") for q in (95, 90)]
+    normals = scores[labels == 0]
+    points += [rates_at(labels, scores, keep_below(normals, q / 100), f"test_specificity_{q}") for q in (90, 95)]
+    return points
+
+def format_points(points) -> str:
+    "Operating points as a Markdown table (rates in percent; '-' where there is nothing to count)."
+    cell = lambda v: "-" if v is None else f"{100 * v:.1f}"
+    lines = ["| operating point | threshold | sensitivity | specificity | PPV | NPV |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {p['name']} | {p['threshold']:.4f} | " + " | ".join(cell(p[k]) for k in ("sensitivity", "specificity", "ppv", "npv")) + " |"
+              for p in points]
+    return "\n".join(lines)
+
+# %% ../nbs/05_evaluate.ipynb #c5173ac6
+CALIBRATION_BINS = 10
+
+def calibration(labels, scores, bins: int = CALIBRATION_BINS) -> dict:
+    "Equal-count bins of the sorted scores (mean score, fraction abnormal, count) and the expected calibration error."
+    labels, scores = np.asarray(labels, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    groups = np.array_split(np.argsort(scores, kind="stable"), min(bins, len(scores)))
+    rows = [{"mean_score": float(scores[g].mean()), "fraction_abnormal": float(labels[g].mean()), "n": int(len(g))} for g in groups]
+    ece = sum(r["n"] * abs(r["fraction_abnormal"] - r["mean_score"]) for r in rows) / len(scores)
+    return {"ece": float(ece), "bins": rows}
+
+def _reliability_png(calibrated: dict) -> bytes:
+    "Reliability diagram: fraction abnormal against mean score per equal-count bin."
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(4.6, 4.2))
+    ax = figure.subplots()
+    means = [b["mean_score"] for b in calibrated["bins"]]
+    ax.plot([0, 1], [0, 1], color="gray", ls="--", lw=1, label="calibrated")
+    ax.plot(means, [b["fraction_abnormal"] for b in calibrated["bins"]], "o-", color="tab:red", label="PPAD score")
+    ax.plot(means, [0.02] * len(means), "|", color="black", ms=10, label="bin means")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=f"mean score ({len(means)} equal-count bins)", ylabel="fraction abnormal",
+           title=f"reliability, ECE = {calibrated['ece']:.3f}")
+    ax.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    return figure_png(figure, dpi=90)
+
 # %% ../nbs/05_evaluate.ipynb #7a966c06
-def evaluate(model, images, batch_size: int = 32, size: int = IMAGE_SIZE, device: str | None = None, progress: bool = True) -> dict:
-    "Scores, region probabilities and metrics of `model` on a labelled `ImageSet`."
+def evaluate(model, images, batch_size: int = 32, size: int = IMAGE_SIZE, device: str | None = None, progress: bool = True,
+             heldout=None) -> dict:
+    "Scores, region probabilities and metrics of `model` on a labelled `ImageSet` (and the scores of `heldout` normal files, if given)."
     result = score_images(model, images.files, batch_size, size, device, progress)
     result.update(labels=np.asarray(images.labels), root=Path(images.root))
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
+    if heldout: result["heldout_scores"] = score_images(model, heldout, batch_size, size, device, progress)["scores"]
     return result
 
 # %% ../nbs/05_evaluate.ipynb #1b339975
@@ -162,25 +300,47 @@ def _extremes_png(result, count: int = 6) -> bytes:
     return figure_png(figure, dpi=80)
 
 # %% ../nbs/05_evaluate.ipynb #5e42dae8
-REPORT_FILES = ("README.md", "metrics.json", "scores.csv", "curves.png", "histogram.png", "extremes.png")
+REPORT_FILES = ("README.md", "metrics.json", "scores.csv", "curves.png", "histogram.png", "calibration.png", "extremes.png")
 
-def write_report(folder, result: dict, title: str = "evaluation", extra: dict | None = None) -> Path:
+def percent_ci(value: float, ci) -> str:
+    "A fraction with its interval, in percent: '89.4 [87.0, 91.6]'."
+    return f"{percent(value)} [{percent(ci[0])}, {percent(ci[1])}]"
+
+def write_report(folder, result: dict, title: str = "evaluation", extra: dict | None = None, resamples: int = BOOTSTRAP_RESAMPLES) -> Path:
     "Write the report folder of an evaluation (every file atomically); return the folder."
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     root, labels, scores = Path(result["root"]), result["labels"], result["scores"]
     write_scores(folder / "scores.csv", result, root)
-    record = {"title": title, "root": str(root), **result["metrics"], **(extra or {})}
+    m, heldout = result["metrics"], result.get("heldout_scores")
+    ci = bootstrap_ci(labels, scores, resamples, threshold=m["threshold"])
+    points, calibrated = operating_points(labels, scores, heldout, m["threshold"]), calibration(labels, scores)
+    record = {"title": title, "root": str(root), **m, "ci": ci,
+              "bootstrap": {"resamples": resamples, "level": CI_LEVEL, "seed": 0, "stratified": True, "method": "percentile"},
+              "operating_points": points, "n_heldout_normals": 0 if heldout is None else len(heldout), "calibration": calibrated, **(extra or {})}
     with atomic_write(folder / "metrics.json") as f: json.dump(record, f, indent=1)
     for name, png in (("curves.png", _curves_png(labels, scores, result["metrics"])), ("histogram.png", _histogram_png(labels, scores)),
-                      ("extremes.png", _extremes_png(result))):
+                      ("calibration.png", _reliability_png(calibrated)), ("extremes.png", _extremes_png(result))):
         with atomic_write(folder / name, "wb") as f: f.write(png)
-    m = result["metrics"]
     lines = [f"# {title}", "", f"{m['n']} images ({m['n'] - m['n_abnormal']} normal, {m['n_abnormal']} abnormal) from `{root}`.", "",
              "| " + " | ".join(METRIC_NAMES.values()) + " |", "|" + " --- |" * len(METRIC_NAMES),
-             "| " + " | ".join(percent(m[k]) for k in METRIC_NAMES) + " |", "",
+             "| " + " | ".join(percent_ci(m[k], ci[k]) for k in METRIC_NAMES) + " |", "",
+             f"In brackets: the {CI_LEVEL:.0%} interval of a stratified percentile bootstrap over the test images ({resamples} resamples, seed 0).",
+             "",
              f"ACC and F1 count a score above {m['threshold']} as abnormal; the score is the maximum region probability when it "
              f"is above {CONFIDENT}, else their mean.", ""]
+    names = {"fixed_0.5": "the paper's fixed threshold", "heldout_normals_95": "keeps 95% of the held-out normal training images at or below",
+             "heldout_normals_90": "keeps 90% of them", "test_specificity_90": "90% specificity on this test set (tuned on it)",
+             "test_specificity_95": "95% specificity on this test set (tuned on it)"}
+    lines += ["## Operating points", "", format_points(points), "",
+              "; ".join(f"`{p['name']}`: {names.get(p['name'], p['name'])}" for p in points) + ". "
+              + (f"Held-out normals: {len(heldout)} normal training images that were not among the shots." if heldout is not None and len(heldout)
+                 else "No held-out normal training images were recorded for this evaluation (every training normal was a shot, or the learner "
+                      "came without its run), so only the fixed and the test-set thresholds are given."), ""]
+    lines += ["## Calibration", "", f"Expected calibration error (ECE, {len(calibrated['bins'])} equal-count bins): {calibrated['ece']:.3f}. "
+              f"PPAD's score is the largest region probability when one exceeds {CONFIDENT} and the mean of the five otherwise: a ranking, "
+              "not a fitted probability, so a score of 0.7 need not mean a 70% chance of an abnormal X-ray; choose thresholds from the "
+              "operating points above.", "", "![calibration.png](calibration.png)", "", "## Figures", ""]
     lines += [f"![{name}]({name})" for name in ("curves.png", "histogram.png", "extremes.png")]
     lines += ["", "Per-image scores and region probabilities: [scores.csv](scores.csv)."]
     if extra: lines += ["", "```json", json.dumps(extra, indent=1), "```"]

@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from .config import (PPADError, Preset, atomic_write, clip_weights_path, data_root, default_device, figure_png,
                             check_preset, get_preset, input_error, preset_from_dict)
-from .data import REGION_LABELS, load_image, read_dataset, sample_shots, to_tensor, write_shot_manifest
+from .data import (REGION_LABELS, heldout_normals, load_image, read_dataset, read_shot_manifest, sample_shots, to_tensor,
+                          write_shot_manifest)
 from .model import PPAD, load_clip, read_checkpoint
 from .safety import TEMP_PREFIX, check_device, check_finite, check_number, check_seed, check_writable, count_nonfinite, folder_lock
 from .synthesis import paste_patch, synthesize_anomaly
@@ -109,7 +110,7 @@ def training_loader(dataset: TrainingSet, batch_size: int, seed: int, epochs: in
 
 # %% ../nbs/04_train.ipynb #c6cf94fc
 LEARNER_FILE = "learner.safetensors"  # the kit's learner; runs of earlier versions hold learner.pt
-RUN_FILES = ("checkpoint.pt", "run.json", "shots.csv", LEARNER_FILE, "learner_official.pt", "history.csv", "loss.png")
+RUN_FILES = ("checkpoint.pt", "run.json", "shots.csv", "heldout.csv", LEARNER_FILE, "learner_official.pt", "history.csv", "loss.png")
 OLD_RUN_FILES = ("learner.pt",)
 
 @dataclass
@@ -271,10 +272,19 @@ def _diverged(run_dir, step: int, epoch: int, what: str) -> PPADError:
     kept = (f"the last good checkpoint (epoch {state['epochs_done']}) is kept in {run_dir}" if state and state["epochs_done"] else "nothing was saved")
     return PPADError(f"training stopped at iteration {step} (epoch {epoch + 1}): {what}; {kept}. Lower --lr, or check the CLIP weights and the data")
 
+# %% ../nbs/04_train.ipynb #ec55ee00
+def _reused_shots(shots_file, root: Path, normals, preset: Preset) -> list:
+    "The shots of a split written by an earlier run (`shots.csv`), each file checked by its SHA-256 and against the training normals."
+    shots, known = read_shot_manifest(shots_file, root), {Path(f) for f in normals}
+    strangers = [f for f in shots if Path(f) not in known]
+    if strangers: raise input_error(strangers[0], f"is listed in {Path(shots_file).name} but is not a normal training image of {root}")
+    if len(shots) != preset.shots: raise input_error(shots_file, f"lists {len(shots)} shots, not {preset.shots}: pass --shots {len(shots)}")
+    return shots
+
 # %% ../nbs/04_train.ipynb #32a4279a
 def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, resume: bool = False, overwrite: bool = False,
           workers: int = 0, device: str | None = None, progress: bool = True, stop_after: int | None = None, clip=None,
-          settings=None, model_options: dict | None = None, **overrides) -> TrainResult:
+          settings=None, model_options: dict | None = None, shots_file=None, **overrides) -> TrainResult:
     "Train PPAD's prompts with a preset (name or `Preset`, fields overridable); optionally keep a resumable run folder `out`."
     model_options = dict(model_options or {})  # PPAD's prompt settings (position_names, image_prompt, n_ctx): the baselines change them
     from tqdm.auto import tqdm
@@ -289,7 +299,8 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
     started, device = time.time(), check_device(device or default_device())
 
     root = data_root(preset, data)
-    shots = sample_shots(read_dataset(root, preset.layout, "train").normals(), preset.shots, seed)
+    normals = read_dataset(root, preset.layout, "train").normals()
+    shots = sample_shots(normals, preset.shots, seed) if shots_file is None else _reused_shots(shots_file, root, normals, preset)
     if checkpoint is not None and [Path(f).relative_to(root).as_posix() for f in shots] != checkpoint["shots"]:
         raise input_error(run_dir, "was trained on other shots than this data folder gives for its seed; resume with the same --data")
     images = [load_image(f, preset.synthesis_size) for f in tqdm(shots, desc="reading shots", unit="image", disable=not progress or None, leave=False)]
@@ -316,6 +327,7 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
         if (prepare_run_dir(run_dir, resume, overwrite) or {}).get("epoch") != (checkpoint or {}).get("epoch"):
             lock.close(); raise input_error(run_dir, "changed while this run was starting (another process?); run the command again")
         write_shot_manifest(run_dir / "shots.csv", shots, root, seed)
+        write_shot_manifest(run_dir / "heldout.csv", heldout_normals(normals, shots, seed=seed), root, seed)  # for the evaluation's thresholds
         _write_state(run_dir, preset, seed, root, clip, start_epoch, history, started, finished=False, model=model)
 
     sources = read_dataset(root, preset.layout, "train").normals() if preset.synthesis == "patch" and preset.patch_sources == "all" else None

@@ -70,9 +70,13 @@ def check_report(folder, n_images):
     for key in ("acc", "auc", "f1", "ap"): assert 0 <= record[key] <= 1
     with open(folder / "scores.csv") as f: rows = list(csv.DictReader(f))
     assert len(rows) == n_images and {r["label"] for r in rows} == {"normal", "abnormal"}
-    for name in ("curves.png", "histogram.png", "extremes.png"): assert (folder / name).read_bytes()[:4] == b"\x89PNG"
+    for name in ("curves.png", "histogram.png", "calibration.png", "extremes.png"): assert (folder / name).read_bytes()[:4] == b"\x89PNG"
     readme = (folder / "README.md").read_text()
-    assert all(f"]({name})" in readme for name in ("curves.png", "histogram.png", "extremes.png"))
+    assert all(f"]({name})" in readme for name in ("curves.png", "histogram.png", "calibration.png", "extremes.png"))
+    for key in ("acc", "auc", "f1", "ap"): assert record["ci"][key][0] <= record[key] <= record["ci"][key][1], (key, record["ci"][key])
+    names = [p["name"] for p in record["operating_points"]]
+    assert names[0] == "fixed_0.5" and names[-2:] == ["test_specificity_90", "test_specificity_95"]
+    assert 0 <= record["calibration"]["ece"] <= 1 and "## Operating points" in readme and "Expected calibration error" in readme
     return record
 
 

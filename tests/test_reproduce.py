@@ -17,7 +17,8 @@ def test_two_seeds_two_methods_table_and_restart(tmp_path):
     table = (out / "table.md").read_text()
     assert "| ppad | 2 |" in table and "| coop | 2 |" in table and "randomly initialised CLIP" in table
     with open(out / "table.csv") as f: rows = list(csv.DictReader(f))
-    assert [(r["method"], r["metric"], r["seeds"]) for r in rows] == [(m, k, "2") for m in ("ppad", "coop") for k in ("acc", "auc", "f1")]
+    assert [(r["method"], r["metric"], r["seeds"]) for r in rows] == [(m, k, "2") for m in ("ppad", "coop") for k in ("acc", "auc", "f1")] \
+        + [("coop", "auc_minus_ppad", "2")]
     learners = {p: p.stat().st_mtime_ns for p in out.rglob("learner.safetensors")}
     reports = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
     assert len(learners) == 4 and len(reports) == 4

@@ -93,3 +93,24 @@ def test_jobs_give_the_serial_table(tmp_path, capsys):
     in_process("reproduce_command", *args, "--out", tmp_path / "parallel")  # a serial run continues the parallel one: nothing left to do
     again = capsys.readouterr().out
     assert "training" not in again and again.count("finished run kept") == 2 and again.count("report kept") == 2
+
+
+def test_two_ranks_score_the_held_out_normals_too(tmp_path, capsys):
+    "ppad-evaluate --run: the held-out normals the run recorded are sharded like the test images; same operating points."
+    import json
+    train = run("ppad-train", "--preset", "demo", "--clip-weights", "random:tiny", "--epochs", 1, "--shots", 8, "--batch-size", 8,
+                "--device", "cpu", "--out", tmp_path / "run")
+    assert train.returncode == 0, train.stderr
+    in_process("evaluate_command", "--run", tmp_path / "run", "--device", "cpu", "--out", tmp_path / "one")
+    # torchrun would take "--run" for an abbreviation of its own --run-path: "--" ends torchrun's options
+    import os
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KEYS}
+    env.update(PPAD_DEVICE="cpu", OMP_NUM_THREADS="1")
+    sharded = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "0", "--rdzv-backend", "c10d",
+                              "--rdzv-endpoint", "127.0.0.1:0", "--", str(BIN / "ppad-evaluate"), "--run", str(tmp_path / "run"), "--device", "cpu",
+                              "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=300, env=env)
+    assert sharded.returncode == 0, sharded.stderr
+    one, two = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("one", "two"))
+    assert one["n_heldout_normals"] == two["n_heldout_normals"] == 56
+    for a, b in zip(one["operating_points"], two["operating_points"], strict=True):
+        assert a["name"] == b["name"] and abs(a["threshold"] - b["threshold"]) <= 1e-6 and a["sensitivity"] == b["sensitivity"]
