@@ -12,19 +12,20 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights_path, data_root, default_device, get_preset,
                             input_error, preset_from_dict)
 from .data import REGION_NAMES, read_dataset
 from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, evaluate, paired_auc_difference, percent, read_report,
                               run_heldout, summarize, write_report)
-from .model import PPAD, load_clip
+from .model import PPAD, load_clip, prompt_text
 from .safety import check_device, check_seed, check_writable, folder_lock
 from .train import read_run_state, run_learner, train
 
 # %% auto #0
-__all__ = ['NO_NAMES', 'METHODS', 'PUBLISHED', 'Method', 'build_model', 'split_file', 'auc_differences', 'reproduce',
-           'table_rows', 'markdown_table', 'write_table']
+__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'Method', 'drop_period', 'build_model', 'split_file',
+           'auc_differences', 'reproduce', 'table_rows', 'markdown_table', 'write_table']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -40,17 +41,32 @@ class Method:
 
 METHODS = {m.name: m for m in [
     Method("ppad", "PPAD: position-guided text and image prompts, trained with SAS"),
-    Method("chexzero", "CheXzero zero-shot: prompts 'normal.' and 'pneumonia.', nothing learned", dict(n_ctx=0, position_names=NO_NAMES, image_prompt=False), trained=False),
+    Method("chexzero", "CheXzero zero-shot: prompts 'normal.' and 'pneumonia.' (VinDr-CXR: no period, as released), nothing learned", dict(n_ctx=0, position_names=NO_NAMES, image_prompt=False), trained=False),
     Method("coop", "CoOp: learned text context only, whole image, no position name", dict(position_names=NO_NAMES, image_prompt=False)),
     Method("no_position", "PPAD without position names in the text prompt", dict(position_names=NO_NAMES)),
     Method("no_image_prompt", "PPAD without the image prompt", dict(image_prompt=False)),
     Method("patch", "PPAD trained with patch paste instead of SAS", synthesis="patch"),
 ]}
 
-def build_model(method: str | Method, clip, class_names=("normal", "pneumonia")) -> PPAD:
-    "The (untrained) model of a method."
+NO_PERIOD_LAYOUTS = ("vindr",)  # the released VinDr-CXR zero-shot script prompts "normal" / "pneumonia", without the period
+
+def drop_period(model: PPAD) -> PPAD:
+    "Remove the final period of every prompt of `model` (in place) and return it."
+    from open_clip.tokenizer import tokenize
+    n_ctx, length = model.ctx.shape[0], model.tokens.shape[-1]
+    tokens = torch.stack([tokenize([prompt_text(p, c, n_ctx).removesuffix(".") for c in model.class_names], context_length=length)
+                          for p in model.position_names]).to(model.tokens.device)
+    with torch.no_grad(): model.token_embeddings = model.clip.token_embedding(tokens).to(model.token_embeddings.dtype)
+    model.tokens, model._text_cache = tokens, None
+    return model
+
+def build_model(method: str | Method, clip, class_names=("normal", "pneumonia"),
+                layout: str | None = None,  # the data set's layout: `vindr` drops the zero-shot prompts' period, as released
+               ) -> PPAD:
+    "The (untrained) model of a method; on VinDr-CXR (`layout`) the zero-shot prompts lose their period, as released."
     method = METHODS[method] if isinstance(method, str) else method
-    return PPAD(clip, class_names=class_names, **method.model_options)
+    model = PPAD(clip, class_names=class_names, **method.model_options)
+    return drop_period(model) if not method.trained and layout in NO_PERIOD_LAYOUTS else model
 
 # %% ../nbs/06_baselines.ipynb #baaaefc7
 PUBLISHED = {
@@ -170,7 +186,7 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
                     model = PPAD.from_learner(clip, learner)
                     made_with = {**expected, "seed": seed, "learner_sha256": file_sha256(learner)}
                 else:
-                    model, made_with = build_model(method, clip, preset.class_names), {**expected, "seed": None, "learner_sha256": None}
+                    model, made_with = build_model(method, clip, preset.class_names, preset.layout), {**expected, "seed": None, "learner_sha256": None}
                 report_dir = run_dir / "report"
                 done = _report_done(report_dir, made_with)
                 if done is False and not overwrite:

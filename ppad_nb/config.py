@@ -10,7 +10,7 @@ import contextlib
 import os
 import random
 import tempfile
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from importlib import resources
 from pathlib import Path
 
@@ -65,6 +65,7 @@ class Preset:
     seeds: tuple           # one run per seed, each with its own few-shot sample
     class_names: tuple     # the class words of the text prompts
     metrics: tuple         # the paper's columns for this data set
+    patch_sources: str = "all"  # `patch` synthesis cuts its squares from `all` normal training images (as released) or the `shots` only
 
 # %% ../nbs/00_config.ipynb #dbfcbc69
 def _parse_value(kind, text: str):
@@ -88,6 +89,7 @@ def read_presets(path=None) -> dict:
     for name in parser.sections():
         values = {"name": name}
         for f in fields(Preset)[1:]:
+            if f.name not in parser[name] and f.default is not MISSING: continue  # a later addition: older files keep working
             if f.name not in parser[name]: raise input_error(path, f"[{name}] lacks the key '{f.name}'")
             text = parser[name][f.name]
             try: values[f.name] = _parse_value(f.type, text)
@@ -117,6 +119,7 @@ def check_preset(preset: Preset, source="settings") -> Preset:
     check_number(preset.momentum, where("momentum"), 0, 1, low_inclusive=True)
     check_number(preset.synthesis_prob, where("synthesis_prob"), 0, 1)
     if preset.synthesis not in ("sas", "patch"): raise PPADError(f"{where('synthesis')}: must be sas or patch, not {preset.synthesis!r}")
+    if preset.patch_sources not in ("all", "shots"): raise PPADError(f"{where('patch_sources')}: must be all or shots, not {preset.patch_sources!r}")
     if len(preset.class_names) != 2 or not all(isinstance(c, str) and c for c in preset.class_names):
         raise PPADError(f"{where('class_names')}: needs two class words (normal, abnormal), found {list(preset.class_names)}")
     if not preset.seeds: raise PPADError(f"{where('seeds')}: needs at least one seed")

@@ -9,84 +9,109 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.spatial import ConvexHull, QhullError
 
 from .config import PPADError
 from .data import IMAGE_SIZE, REGION_BOXES, REGION_NAMES
 
 # %% auto #0
-__all__ = ['N_POINTS', 'CONTROL_SIGMA', 'CURVE_SAMPLES', 'DILATION', 'STRENGTHS', 'blob_size', 'random_points', 'convex_hull',
-           'fill_polygons', 'bezier_curves', 'Blob', 'random_blob', 'blob_corner', 'place_blob', 'gamma_map',
-           'apply_gamma', 'Synthesis', 'synthesize_anomaly', 'reference_synthesize_anomaly', 'paste_patch']
+__all__ = ['N_POINTS', 'CONTROL_SIGMA', 'CURVE_SAMPLES', 'DILATION', 'STRENGTHS', 'Draws', 'blob_size', 'random_points',
+           'convex_hull', 'fill_polygons', 'bezier_curves', 'Blob', 'random_blob', 'blob_corner', 'draw_centre',
+           'place_blob', 'gamma_map', 'apply_gamma', 'Synthesis', 'synthesize_anomaly', 'reference_synthesize_anomaly',
+           'paste_patch']
+
+# %% ../nbs/02_synthesis.ipynb #900beb00
+class Draws:
+    "SAS's random draws: a legacy `RandomState` makes the released `np.random` calls value for value; a `Generator`, a seed or None the same draws from a `Generator`."
+    def __init__(self, rng=None):
+        if isinstance(rng, Draws): rng = rng.rng
+        self.rng = rng if isinstance(rng, np.random.RandomState) else np.random.default_rng(rng)
+        self.legacy = isinstance(self.rng, np.random.RandomState)
+
+    def integers(self, low, high, size=None):
+        "Uniform integers in [low, high); array bounds broadcast and are drawn in C order."
+        return self.rng.randint(low, high, size) if self.legacy else self.rng.integers(low, high, size)
+
+    def normal(self, loc: float, scale: float, size=None):
+        "Normal draws, in C order."
+        return self.rng.normal(loc, scale, size)
 
 # %% ../nbs/02_synthesis.ipynb #b22d626e
-def blob_size(rng: np.random.Generator, image_size: int = IMAGE_SIZE) -> tuple:
-    "Width and height of the blob's box: integers in [round(0.2 n), round(0.8 n)) for image side n."
+def blob_size(rng, image_size: int = IMAGE_SIZE) -> tuple:
+    "Width and height of the blob's box (drawn in that order): integers in [round(0.2 n), round(0.8 n)) for image side n."
     low, high = round(0.2 * image_size), round(0.8 * image_size)
-    width, height = rng.integers(low, high, size=2)
+    width, height = Draws(rng).integers(low, high, size=2)
     return int(width), int(height)
 
 # %% ../nbs/02_synthesis.ipynb #fcec2c3e
 N_POINTS = 10
 
-def random_points(rng: np.random.Generator, width: int, height: int, n: int = N_POINTS) -> np.ndarray:
-    "`n` random integer points (x, y), x in [0, width), y in [0, height), shape (n, 2)."
-    return np.stack([rng.integers(0, width, n), rng.integers(0, height, n)], axis=1)
+def random_points(rng, width: int, height: int, n: int = N_POINTS) -> np.ndarray:
+    "`n` random integer points (x, y), x in [0, width), y in [0, height), drawn point by point, shape (n, 2)."
+    return np.asarray(Draws(rng).integers(0, [width, height], size=(n, 2)), dtype=np.int64)
 
-def _turn(o, a, b) -> float:
-    "Positive when o -> a -> b turns counter-clockwise."
-    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-
-def convex_hull(points: np.ndarray) -> np.ndarray:
-    "Corners of the convex hull of `points`, in order, without repeated or collinear points, shape (k, 2)."
-    unique = sorted(set(map(tuple, np.asarray(points).tolist())))
-    if len(unique) < 3: return np.array(unique, dtype=np.float64).reshape(-1, 2)
-    def half(sequence):
-        chain = []
-        for p in sequence:
-            while len(chain) >= 2 and _turn(chain[-2], chain[-1], p) <= 0: chain.pop()
-            chain.append(p)
-        return chain[:-1]
-    return np.array(half(unique) + half(reversed(unique)), dtype=np.float64)
+def convex_hull(points: np.ndarray) -> tuple:
+    "Qhull's hull of `points`: corners counter-clockwise (k, 2) and edges as (start, end) indices into `points`, in Qhull's order and direction (k, 2)."
+    try: hull = ConvexHull(points)
+    except QhullError:  # all points on one line (only likely on tiny images): the hull is that segment, walked both ways
+        ends = np.lexsort(np.asarray(points).T[::-1])[[0, -1]]
+        return np.asarray(points, np.float64)[ends], np.array([ends, ends[::-1]], dtype=np.int64)
+    return np.asarray(points, np.float64)[hull.vertices], hull.simplices.astype(np.int64)
 
 # %% ../nbs/02_synthesis.ipynb #4126e33e
-def fill_polygons(polygons, shape: tuple) -> np.ndarray:
-    "Union of the even-odd fills of closed polygons ((k, 2) arrays of x, y) on an (H, W) pixel grid."
+def fill_polygons(polygons, shape: tuple, groups=None) -> np.ndarray:
+    "Even-odd fills of closed polygons ((k, 2) arrays of x, y) on an (H, W) grid: their union, or one union per group (G, H, W)."
     height, width = shape
     sizes = np.array([len(p) for p in polygons])
     starts = np.concatenate(polygons).astype(np.float64)
+    closing = np.cumsum(sizes)
     following = np.arange(1, len(starts) + 1)
-    following[np.cumsum(sizes) - 1] = np.cumsum(sizes) - sizes  # each polygon closes onto its first corner
+    following[closing - 1] = closing - sizes  # each polygon closes onto its first corner
     ends = starts[following]
-    polygon = np.repeat(np.arange(len(sizes)), sizes)
     # an edge crosses row y when exactly one end has y-coordinate >= y: rows floor(min)+1 .. floor(max)
     low = np.maximum(np.floor(np.minimum(starts[:, 1], ends[:, 1])) + 1, 0).astype(np.int64)
     high = np.minimum(np.floor(np.maximum(starts[:, 1], ends[:, 1])), height - 1).astype(np.int64)
     count = np.maximum(high - low + 1, 0)
     edge = np.repeat(np.arange(len(count)), count)
     row = np.arange(len(edge)) + np.repeat(low - (np.cumsum(count) - count), count)
-    (x0, y0), (x1, y1) = starts[edge].T, ends[edge].T
-    crossing = x1 + (row - y1) * (x0 - x1) / (y0 - y1)
-    # the last column whose rightward ray meets this crossing (matplotlib: x <= crossing going up, x < crossing going down)
-    last = np.where(y1 >= row, np.floor(crossing), np.ceil(crossing) - 1).astype(np.int64)
-    order = np.lexsort((last, row, polygon[edge]))
-    row, last = row[order], last[order]
-    first_col, last_col, run_row = np.maximum(last[0::2] + 1, 0), np.minimum(last[1::2], width - 1), row[0::2]
+    (x0, y0), (x1, y1), ty = starts[edge].T, ends[edge].T, row.astype(np.float64)
+    # matplotlib's test for the ray from (tx, ty): ((y1 - ty) (x0 - x1) >= (x1 - tx) (y0 - y1)) == (y1 >= ty), true up to a last column
+    left, dy, up = (y1 - ty) * (x0 - x1), y0 - y1, y1 >= ty
+    crossing = x1 + (ty - y1) * (x0 - x1) / (y0 - y1)
+    guess = np.where(up, np.floor(crossing), np.ceil(crossing) - 1)  # x <= crossing going up, x < crossing going down
+    last = guess - 1 + ((left >= (x1 - guess) * dy) == up) + ((left >= (x1 - (guess + 1)) * dy) == up)  # the test decides, as written
+    # one sort key per crossing: polygon, row, last column (clipped to [-1, W - 1], which keeps the runs)
+    polygon = np.repeat(np.arange(len(sizes)), sizes)[edge]
+    key = np.sort((polygon * height + row) * (width + 1) + np.clip(last, -1, width - 1).astype(np.int64) + 1)
+    last, polygon_row = key % (width + 1) - 1, key // (width + 1)
+    run_row = polygon_row[0::2] % height
+    if groups is not None: run_row = run_row + np.asarray(groups)[polygon_row[0::2] // height] * height
+    first_col, last_col = last[0::2] + 1, last[1::2]
     keep = first_col <= last_col
-    index = run_row[keep] * (width + 1)
-    n = height * (width + 1)
-    runs = np.bincount(index + first_col[keep], minlength=n) - np.bincount(index + last_col[keep] + 1, minlength=n)
-    return np.cumsum(runs.reshape(height, width + 1)[:, :width], axis=1) > 0
+    run_start, run_length = (run_row * width + first_col)[keep], (last_col - first_col + 1)[keep]
+    # paint every run: the flat index of each of its pixels, all runs at once
+    painted = np.arange(run_length.sum()) + np.repeat(run_start - (np.cumsum(run_length) - run_length), run_length)
+    n_groups = 1 if groups is None else max(groups) + 1
+    filled = np.zeros(n_groups * height * width, bool)
+    filled[painted] = True
+    return filled.reshape(n_groups, height, width)[0] if groups is None else filled.reshape(n_groups, height, width)
 
 # %% ../nbs/02_synthesis.ipynb #56c5f1d3
 CONTROL_SIGMA = 8.0   # px, standard deviation of the control points around the edge midpoint
 CURVE_SAMPLES = 100
 
-def bezier_curves(hull: np.ndarray, rng: np.random.Generator, sigma: float = CONTROL_SIGMA, samples: int = CURVE_SAMPLES) -> np.ndarray:
-    "For each hull edge, a cubic Bézier curve from its start to its end with noisy midpoint controls, shape (edges, samples, 2)."
-    start, end = hull, np.roll(hull, -1, axis=0)
-    controls = ((start + end) / 2)[:, None, :] + rng.normal(0, sigma, size=(len(hull), 2, 2))
+def _bezier_basis(samples: int) -> np.ndarray:
+    "The four cubic Bernstein polynomials at `samples` evenly spaced t in [0, 1], shape (4, samples, 1)."
     t = np.linspace(0, 1, samples)[:, None]
-    basis = np.stack([(1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t ** 2, t ** 3])  # (4, samples, 1)
+    return np.stack([(1 - t) ** 3, 3 * (1 - t) ** 2 * t, 3 * (1 - t) * t ** 2, t ** 3])
+
+_BASIS = _bezier_basis(CURVE_SAMPLES)
+
+def bezier_curves(points: np.ndarray, edges: np.ndarray, rng, sigma: float = CONTROL_SIGMA, samples: int = CURVE_SAMPLES) -> np.ndarray:
+    "Per edge (start, end), in order: a cubic Bézier curve from start to end with noisy midpoint controls, shape (edges, samples, 2)."
+    start, end = points[edges[:, 0]].astype(np.float64), points[edges[:, 1]].astype(np.float64)
+    controls = ((start + end) / 2)[:, None, :] + Draws(rng).normal(0, sigma, size=(len(edges), 2, 2))
+    basis = _BASIS if samples == CURVE_SAMPLES else _bezier_basis(samples)
     return (basis[0] * start[:, None] + basis[1] * controls[:, None, 0] + basis[2] * controls[:, None, 1] + basis[3] * end[:, None])
 
 # %% ../nbs/02_synthesis.ipynb #919c7cba
@@ -95,21 +120,25 @@ DILATION = np.ones((5, 5), np.uint8)
 @dataclass
 class Blob:
     "A random blob on its square canvas, with the intermediate shapes that make it."
-    hull: np.ndarray       # (k, 2) hull corners (x, y)
+    points: np.ndarray     # (10, 2) the random points (x, y)
+    hull: np.ndarray       # (k, 2) hull corners (x, y), counter-clockwise
+    edges: np.ndarray      # (k, 2) hull edges as (start, end) indices into `points`, in Qhull's order
     curves: np.ndarray     # (k, 100, 2) Bézier curve per hull edge
     hull_mask: np.ndarray  # A: the filled hull, (side, side) bool
     lens_mask: np.ndarray  # B: the union of the lenses
     mask: np.ndarray       # the blob: A XOR B, dilated 5 x 5
 
-def random_blob(rng: np.random.Generator, image_size: int = IMAGE_SIZE, fill=fill_polygons) -> Blob:
-    "Draw a blob for an image of side `image_size` (steps 1-5); `fill` rasterises polygons."
+def random_blob(rng, image_size: int = IMAGE_SIZE) -> Blob:
+    "Draw a blob for an image of side `image_size` (steps 1-5), in the released order: size, points, control points."
+    rng = Draws(rng)
     width, height = blob_size(rng, image_size)
     side = max(width, height)
-    hull = convex_hull(random_points(rng, width, height))
-    curves = bezier_curves(hull, rng)
-    hull_mask, lens_mask = fill([hull], (side, side)), fill(list(curves), (side, side))
+    points = random_points(rng, width, height)
+    hull, edges = convex_hull(points)
+    curves = bezier_curves(points, edges, rng)
+    hull_mask, lens_mask = fill_polygons([hull, *curves], (side, side), groups=[0] + [1] * len(curves))
     mask = cv2.dilate((hull_mask ^ lens_mask).view(np.uint8), DILATION).view(bool)
-    return Blob(hull, curves, hull_mask, lens_mask, mask)
+    return Blob(points, hull, edges, curves, hull_mask, lens_mask, mask)
 
 # %% ../nbs/02_synthesis.ipynb #659eb3a0
 def blob_corner(centre: int, side: int, image_size: int) -> int:
@@ -119,15 +148,20 @@ def blob_corner(centre: int, side: int, image_size: int) -> int:
     if corner + side > image_size: return image_size - 1 - side
     return corner
 
-def place_blob(blob_mask: np.ndarray, region: int, rng: np.random.Generator, image_size: int = IMAGE_SIZE) -> tuple:
-    "The blob on an image-sized mask, centred at a random point of `region`'s box; returns (mask, centre)."
+def draw_centre(region: int, rng) -> tuple:
+    "A random centre (row, column) in `region`'s box: uniform integers in [first, last), row drawn first."
     (top, bottom), (left, right) = REGION_BOXES[region]
-    centre = (int(rng.integers(top, bottom)), int(rng.integers(left, right)))
+    rng = Draws(rng)
+    row = rng.integers(top, bottom)
+    return int(row), int(rng.integers(left, right))
+
+def place_blob(blob_mask: np.ndarray, centre: tuple, image_size: int = IMAGE_SIZE) -> np.ndarray:
+    "The blob's canvas on an image-sized mask, centred at `centre` (row, column) and moved inside the image."
     side = blob_mask.shape[0]
     row, col = blob_corner(centre[0], side, image_size), blob_corner(centre[1], side, image_size)
     mask = np.zeros((image_size, image_size), bool)
     mask[row:row + side, col:col + side] = blob_mask
-    return mask, centre
+    return mask
 
 # %% ../nbs/02_synthesis.ipynb #1aafdf05
 STRENGTHS = (-0.999, -0.99, 2.0, 3.0)  # w < 0 brightens towards white (opacity), w > 0 darkens
@@ -137,27 +171,35 @@ def _window(mask: np.ndarray) -> tuple:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
 
-def gamma_map(mask: np.ndarray, strength: float) -> np.ndarray:
-    "Per-pixel gamma: 1 + strength * d / max(d) inside the blob, 1 on its inner boundary and outside."
-    gamma = np.ones(mask.shape)
-    if not mask.any(): return gamma
+def _gamma_inside(mask: np.ndarray, strength: float) -> tuple:
+    "The mask's window, which of its pixels lie deeper than the rim, and their gamma."
     window = _window(mask)
     distance = cv2.distanceTransform(mask[window].view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     squared = np.rint(np.square(distance, dtype=np.float64))  # exact integers
     inside = squared > 1
-    if inside.any():
-        depth = np.sqrt(squared[inside])
-        gamma[window][inside] = 1 + depth / depth.max() * strength
+    depth = np.sqrt(squared[inside])
+    return window, inside, (1 + depth / depth.max() * strength) if depth.size else depth
+
+def gamma_map(mask: np.ndarray, strength: float) -> np.ndarray:
+    "Per-pixel gamma: 1 + strength * d / max(d) inside the blob, 1 on its inner boundary and outside."
+    gamma = np.ones(mask.shape)
+    if not mask.any(): return gamma
+    window, inside, values = _gamma_inside(mask, strength)
+    gamma[window][inside] = values
     return gamma
 
 # %% ../nbs/02_synthesis.ipynb #a6e30c85
 _UNIT = (np.arange(256, dtype=np.float32) / np.float32(255)).astype(np.float64)  # I / 255 as the released code rounds it
 
+def _gamma_pixels(values: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    "255 (I / 255) ** gamma for 8-bit values, clipped and truncated to uint8."
+    return np.clip(_UNIT[values] ** gamma * 255, 0, 255).astype(np.uint8)
+
 def apply_gamma(image: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     "255 (I / 255) ** gamma, clipped and truncated to uint8, computed only where gamma != 1."
     out = image.copy()
     changed = gamma != 1
-    out[changed] = np.clip(_UNIT[image[changed]] ** gamma[changed] * 255, 0, 255).astype(np.uint8)
+    out[changed] = _gamma_pixels(image[changed], gamma[changed])
     return out
 
 # %% ../nbs/02_synthesis.ipynb #c30c092f
@@ -179,34 +221,65 @@ def _as_gray_array(image) -> np.ndarray:
         raise PPADError(f"expected a square 8-bit grayscale image, got shape {array.shape} and dtype {array.dtype}")
     return array
 
-def synthesize_anomaly(image, region: int, rng=None, strength: float | None = None) -> Synthesis:
-    "SAS: brighten or darken a random blob centred in `region` with a distance-based gamma map."
-    image = _as_gray_array(image)
+def _check_region(region) -> int:
     if region not in range(5): raise PPADError(f"region must be 0..4 ({', '.join(map(repr, REGION_NAMES))}), not {region!r}")
-    rng = np.random.default_rng(rng)
+    return region
+
+def synthesize_anomaly(image, region: int, rng=None, strength: float | None = None) -> Synthesis:
+    "SAS: brighten or darken a random blob centred in `region` with a distance-based gamma map; `rng`: RandomState, Generator, seed or None."
+    image, region, rng = _as_gray_array(image), _check_region(region), Draws(rng)
+    centre = draw_centre(region, rng)
     blob = random_blob(rng, image.shape[0])
-    mask, centre = place_blob(blob.mask, region, rng, image.shape[0])
-    if strength is None: strength = STRENGTHS[rng.integers(len(STRENGTHS))]
-    gamma = gamma_map(mask, strength)
-    return Synthesis(apply_gamma(image, gamma), mask, gamma, float(strength), region, centre)
+    mask = place_blob(blob.mask, centre, image.shape[0])
+    if strength is None: strength = STRENGTHS[int(rng.integers(0, len(STRENGTHS)))]
+    gamma, out = np.ones(mask.shape), image.copy()
+    if mask.any():  # gamma_map and apply_gamma, on the blob's window only
+        window, inside, values = _gamma_inside(mask, strength)
+        gamma[window][inside] = values
+        out[window][inside] = _gamma_pixels(image[window][inside], values)
+    return Synthesis(out, mask, gamma, float(strength), region, centre)
 
 # %% ../nbs/02_synthesis.ipynb #68fc2d55
-def _matplotlib_fill(polygons, shape: tuple) -> np.ndarray:
-    "Union of polygon fills by matplotlib's per-pixel test (the released code's way)."
-    from matplotlib.path import Path
-    rows, cols = np.mgrid[0:shape[0], 0:shape[1]]
-    centres = np.stack([cols.ravel(), rows.ravel()], axis=1)
-    return np.any([Path(p).contains_points(centres).reshape(shape) for p in polygons], axis=0)
-
 def reference_synthesize_anomaly(image, region: int, rng=None, strength: float | None = None) -> Synthesis:
-    "SAS transcribed directly, slow: per-pixel polygon tests, whole-image distance transform and power."
+    "SAS transcribed directly from the released routine, slow: one draw at a time, matplotlib per lens, whole-image arithmetic."
     import torch
-    from scipy.ndimage import binary_erosion, distance_transform_edt
-    image = _as_gray_array(image)
-    rng = np.random.default_rng(rng)
-    blob = random_blob(rng, image.shape[0], fill=_matplotlib_fill)
-    mask, centre = place_blob(blob.mask, region, rng, image.shape[0])
-    if strength is None: strength = STRENGTHS[rng.integers(len(STRENGTHS))]
+    from matplotlib.path import Path
+    from scipy.ndimage import binary_dilation, binary_erosion, distance_transform_edt
+    image, region, draws = _as_gray_array(image), _check_region(region), Draws(rng)
+    n = image.shape[0]
+    (top, bottom), (left, right) = REGION_BOXES[region]
+    centre = (int(draws.integers(top, bottom)), int(draws.integers(left, right)))
+    low, high = round(0.2 * n), round(0.8 * n)
+    width = int(draws.integers(low, high))
+    height = int(draws.integers(low, high))
+    side = max(width, height)
+    points = []
+    for _ in range(N_POINTS):
+        x = int(draws.integers(0, width))
+        y = int(draws.integers(0, height))
+        points.append((x, y))
+    points = np.array(points)
+    rows, cols = np.mgrid[0:side, 0:side]
+    pixels = np.stack([cols.ravel(), rows.ravel()], axis=1)
+    hull = ConvexHull(points)
+    shape_a = Path(points[hull.vertices]).contains_points(pixels).reshape(side, side)
+    shape_b = np.zeros((side, side), bool)
+    t = np.linspace(0, 1, CURVE_SAMPLES)[:, None]
+    for simplex in hull.simplices:
+        p0, p1 = points[simplex[0]], points[simplex[1]]
+        middle = (p0 + p1) / 2
+        c0 = middle + draws.normal(0, CONTROL_SIGMA, size=2)
+        c1 = middle + draws.normal(0, CONTROL_SIGMA, size=2)
+        curve = (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * c0 + 3 * (1 - t) * t ** 2 * c1 + t ** 3 * p1
+        shape_b |= Path(curve).contains_points(pixels).reshape(side, side)
+    blob = binary_dilation(shape_a ^ shape_b, np.ones((5, 5), bool))
+    corner = []
+    for c in centre:
+        start = c - side // 2
+        corner.append(0 if start < 0 else n - 1 - side if start + side > n else start)
+    mask = np.zeros((n, n), bool)
+    mask[corner[0]:corner[0] + side, corner[1]:corner[1] + side] = blob
+    if strength is None: strength = STRENGTHS[int(draws.integers(0, len(STRENGTHS)))]
     depth = distance_transform_edt(mask)
     rim = mask & ~binary_erosion(mask, np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool), border_value=1)
     gamma = 1 + depth / depth.max() * strength
@@ -215,21 +288,23 @@ def reference_synthesize_anomaly(image, region: int, rng=None, strength: float |
     return Synthesis(result.numpy().astype(np.uint8), mask, gamma, float(strength), region, centre)
 
 # %% ../nbs/02_synthesis.ipynb #84f69f89
-def paste_patch(image, source, region: int, rng=None, brightness: float = 0.9) -> Synthesis:
-    "The 'without SAS' ablation: blend a brightness-jittered square of `source` into `region`."
-    image, source = _as_gray_array(image), _as_gray_array(source)
+def paste_patch(image, source, region: int,
+                rng=None,          # the square's draws: RandomState (as released), Generator, seed or None
+                opacity_rng=None,  # torch.Generator of the opacity (`torch.default_generator`: as released); None: seeded from `rng`
+               ) -> Synthesis:
+    "The 'without SAS' ablation as released: blend a square of `source` into `region` with an opacity in [0.5, 1)."
+    import torch
+    image, source, region, rng = _as_gray_array(image), _as_gray_array(source), _check_region(region), Draws(rng)
     if source.shape != image.shape: raise PPADError(f"source image is {source.shape}, expected {image.shape}")
-    if region not in range(5): raise PPADError(f"region must be 0..4, not {region!r}")
-    rng, side = np.random.default_rng(rng), image.shape[0]
-    (top, bottom), (left, right) = REGION_BOXES[region]
-    centre = (int(rng.integers(top, bottom)), int(rng.integers(left, right)))
+    side = image.shape[0]
+    centre = draw_centre(region, rng)
     half = int(rng.integers(round(0.05 * side), round(0.2 * side)))
+    if opacity_rng is None: opacity_rng = torch.Generator().manual_seed(int(rng.integers(0, 2 ** 63 - 1)))
+    opacity = torch.rand(1, generator=opacity_rng) * 0.5 + 0.5  # float32, as released
     rows = slice(max(centre[0] - half, 0), min(centre[0] + half, side))
     cols = slice(max(centre[1] - half, 0), min(centre[1] + half, side))
-    opacity = np.float32(0.5 + 0.5 * rng.random())
-    factor = np.float32(rng.uniform(max(0.0, 1 - brightness), 1 + brightness)) if brightness > 0 else np.float32(1)
-    patch = np.clip(factor * source[rows, cols].astype(np.float32), 0, 255).astype(np.uint8)  # Pillow's brightness enhance
+    blended = (1 - opacity) * torch.from_numpy(image[rows, cols].copy()) + opacity * torch.from_numpy(source[rows, cols].copy())
     out, mask = image.copy(), np.zeros(image.shape, bool)
-    out[rows, cols] = ((np.float32(1) - opacity) * image[rows, cols] + opacity * patch).astype(np.uint8)
+    out[rows, cols] = blended.numpy().astype(np.uint8)
     mask[rows, cols] = True
     return Synthesis(out, mask, None, float(opacity), region, centre)

@@ -49,9 +49,15 @@ class TrainingSample:
 
 class TrainingSet:
     "Few-shot training samples: a random region each, and with probability `synthesis_prob` an anomaly in it."
-    def __init__(self, images, seed: int, synthesis: str = "sas", synthesis_prob: float = 0.5):
+    def __init__(self, images, seed: int, synthesis: str = "sas", synthesis_prob: float = 0.5, sources=None):
         if synthesis not in ("sas", "patch"): raise PPADError(f"synthesis must be 'sas' or 'patch', not {synthesis!r}")
         self.images, self.seed, self.synthesis, self.synthesis_prob = list(images), seed, synthesis, synthesis_prob
+        self.sources = self.images if sources is None else list(sources)  # patch sources: arrays, or image files read when needed
+
+    def source(self, index: int) -> np.ndarray:
+        "Patch source `index`, at the shots' size."
+        source = self.sources[index]
+        return source if isinstance(source, np.ndarray) else load_image(source, len(self.images[0]))
 
     def __len__(self): return len(self.images)
 
@@ -61,7 +67,7 @@ class TrainingSet:
         image, region = self.images[index], int(rng.integers(5))
         if rng.random() >= self.synthesis_prob: return TrainingSample(image, region, (1.0, 0.0), None)
         if self.synthesis == "sas": result = synthesize_anomaly(image, region, rng)
-        else: result = paste_patch(image, self.images[int(rng.integers(len(self.images)))], region, rng)  # another shot as source
+        else: result = paste_patch(image, self.source(int(rng.integers(len(self.sources)))), region, rng)
         return TrainingSample(result.image, region, (0.0, 1.0), result)
 
     def __getitem__(self, key):
@@ -353,7 +359,8 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
         write_shot_manifest(run_dir / "heldout.csv", heldout_normals(normals, shots, seed=seed), root, seed)  # for the evaluation's thresholds
         _write_state(run_dir, preset, seed, root, clip, start_epoch, history, started, finished=False, model=model)
 
-    dataset = TrainingSet(images, seed, preset.synthesis, preset.synthesis_prob)
+    sources = read_dataset(root, preset.layout, "train").normals() if preset.synthesis == "patch" and preset.patch_sources == "all" else None
+    dataset = TrainingSet(images, seed, preset.synthesis, preset.synthesis_prob, sources)  # patches from all normals (as released) or the shots
     loader = training_loader(dataset, preset.batch_size, seed, preset.epochs, start_epoch, workers)
     per_epoch, last_epoch = loader.batch_sampler.per_epoch, preset.epochs if stop_after is None else min(preset.epochs, stop_after)
     bar = tqdm(total=per_epoch * preset.epochs, initial=per_epoch * start_epoch, desc=f"training {preset.name} seed {seed}",
