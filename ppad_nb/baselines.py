@@ -19,7 +19,7 @@ from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights
 from .data import REGION_NAMES, read_dataset
 from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, evaluate, paired_auc_difference, percent, read_report,
                               run_heldout, summarize, write_report)
-from .model import PPAD, load_clip, prompt_text
+from .model import PPAD, load_clip, prompt_text, resolve_clip
 from .safety import check_device, check_seed, check_writable, folder_lock
 from .train import read_run_state, run_learner, train
 
@@ -145,7 +145,7 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
               device: str | None = None, eval_batch_size: int = 32, clip=None, settings=None, quiet: bool = False, overwrite: bool = False,
               splits=None, precision: str = "fp32", **overrides) -> dict:
     "Train and evaluate every method and seed (restartable), and write the paper-format table; returns {method: [metrics per seed]}."
-    from ppad_nb.model import file_sha256
+    from ppad_nb.data import file_digest
     preset = get_preset(preset, settings, **overrides) if isinstance(preset, str) else check_preset(replace(preset, **{k: v for k, v in overrides.items() if v is not None}))
     unknown = [m for m in methods if m not in METHODS]
     if unknown: raise PPADError(f"unknown method(s) {', '.join(unknown)} (known: {', '.join(METHODS)})")
@@ -156,10 +156,7 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
     root = data_root(preset, data)
     test_set = read_dataset(root, preset.layout, "test")
     split_files = {seed: split_file(splits, seed) for seed in seeds} if splits is not None else {}  # all checked before any work
-    if clip is None:
-        weights = clip_weights_path(clip_weights)
-        if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
-        clip = load_clip(weights, device=device, precision=precision)
+    if clip is None: clip = resolve_clip(clip_weights, device=device, precision=precision)
     clip_record, results, reports = _clip_record(getattr(clip, "ppad_source", {})), {}, {}
     with folder_lock(out):
         for name in methods:
@@ -184,7 +181,7 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
                         _log(f"{label}: trained in {time.time() - started:.0f} s", quiet)
                     learner = run_learner(run_dir)
                     model = PPAD.from_learner(clip, learner)
-                    made_with = {**expected, "seed": seed, "learner_sha256": file_sha256(learner)}
+                    made_with = {**expected, "seed": seed, "learner_sha256": file_digest(learner)}
                 else:
                     model, made_with = build_model(method, clip, preset.class_names, preset.layout), {**expected, "seed": None, "learner_sha256": None}
                 report_dir = run_dir / "report"

@@ -15,16 +15,16 @@ from PIL import Image, ImageDraw, ImageFont
 from .config import PPADError, atomic_write, clip_weights_path, default_device, get_preset, input_error
 from .safety import check_device, check_finite, check_seed, check_writable, folder_lock
 from .data import REGION_LABELS, list_images, load_image
-from .synthesis import STRENGTHS, paste_patch, synthesize_anomaly
+from .synthesis import STRENGTHS, outline, paste_patch, synthesize_anomaly
 
 # %% auto #0
 __all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'DEMO_ENTRIES', 'DEMO_MARK', 'torchrun_env', 'quiet_on_this_rank', 'run_script',
-           'format_table', 'check_output', 'add_options', 'outline', 'render_grid', 'synthesized_tiles',
-           'synthesize_grid', 'write_grid_png', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error',
-           'start_shard', 'score_shards', 'score_parser', 'score', 'score_main', 'train_parser', 'train_command',
-           'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
-           'reproduce_command', 'reproduce_main', 'job_devices', 'reproduce_jobs', 'predict_parser', 'predict',
-           'predict_main', 'banner', 'demo', 'demo_parser', 'demo_command', 'demo_main']
+           'format_table', 'check_output', 'add_options', 'render_grid', 'synthesized_tiles', 'synthesize_grid',
+           'write_grid_png', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error', 'start_shard', 'leave_job',
+           'score_shards', 'score_parser', 'score', 'score_main', 'train_parser', 'train_command', 'train_main',
+           'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser', 'reproduce_command',
+           'reproduce_main', 'job_devices', 'reproduce_jobs', 'predict_parser', 'predict', 'predict_main', 'banner',
+           'demo', 'demo_parser', 'demo_command', 'demo_main']
 
 # %% ../nbs/08_cli.ipynb #4f464b82
 import os
@@ -103,12 +103,6 @@ def add_options(parser: argparse.ArgumentParser, *names: str):
     for name in names: parser.add_argument(f"--{name}", **SHARED_OPTIONS[name])
 
 # %% ../nbs/08_cli.ipynb #8ff36314
-def outline(mask: np.ndarray) -> np.ndarray:
-    "The pixels of `mask` that touch a pixel outside it (4-neighbourhood)."
-    padded = np.pad(mask, 1, constant_values=False)
-    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    return mask & ~interior
-
 def render_grid(tiles, captions, columns: int = 4) -> Image.Image:
     "Tiles (RGB uint8 arrays of one size) with a caption strip under each, in a grid."
     height, width = tiles[0].shape[:2]
@@ -248,8 +242,19 @@ def start_shard(device: str) -> Shard:
         shard.device = f"cuda:{local}"
     if not dist.is_initialized():
         dist.init_process_group("nccl" if shard.device.startswith("cuda") else "gloo", timeout=datetime.timedelta(minutes=30))
-        atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
+        atexit.register(leave_job)
     return shard
+
+def leave_job():
+    "At exit: wait (a minute at most) until every rank is done, then leave, so no rank tears down a link another still uses."
+    import datetime
+    import torch.distributed as dist
+    if not dist.is_initialized(): return
+    try:
+        if dist.get_backend() == "gloo": dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
+        else: dist.barrier()
+    except Exception: pass  # a rank that died already said why; leaving must not add a second error
+    dist.destroy_process_group()
 
 def score_shards(shard: Shard, model, files, *args, progress: bool = True, **options) -> dict | None:
     "`score_images` on this rank's share of `files`; rank 0 gets every share back in the order of `files`, the other ranks None."
@@ -302,16 +307,15 @@ def score_parser() -> argparse.ArgumentParser:
 def score(argv=None):
     "The `ppad-score` command."
     from ppad_nb.evaluate import write_scores
-    from ppad_nb.model import PPAD, load_clip
+    from ppad_nb.model import PPAD, resolve_clip
     args = score_parser().parse_args(argv)
-    weights = clip_weights_path(args.clip_weights)
-    if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
+    clip_weights_path(args.clip_weights, required=True)  # no weights: one line, before anything is read
     if args.batch_size < 1: raise PPADError(f"--batch-size must be at least 1, not {args.batch_size}")
     out = check_output(args.out, args.force, suffix=".csv")
     files = list_images(args.images, recursive=True)
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
     device = shard.device
-    model = PPAD.from_learner(load_clip(weights, device=device, precision=args.precision), args.learner)  # the prompts the learner records (CoOp, ablations, n_ctx)
+    model = PPAD.from_learner(resolve_clip(args.clip_weights, device=device, precision=args.precision), args.learner)  # the prompts the learner records (CoOp, ablations, n_ctx)
     result = score_shards(shard, model, files, args.batch_size, args.size, device)
     if not shard.main: return  # rank 0 writes the one output
     check_finite(result["scores"], f"{args.learner}: the scores (the learner or the CLIP weights are broken); nothing was written")
@@ -488,14 +492,14 @@ def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, 
     from dataclasses import replace
     from ppad_nb.baselines import METHODS
     from ppad_nb.config import data_root
-    from ppad_nb.model import load_clip
+    from ppad_nb.model import resolve_clip
     from ppad_nb.train import read_run_state, train
     method, run_dir = METHODS[name], Path(out) / name / f"seed{seed}"
     state = read_run_state(run_dir) if run_dir.is_dir() else None
     if state and state.get("finished"): return
     resume = state is not None and (run_dir / "checkpoint.pt").is_file()  # train refuses to resume with other settings
     train(replace(preset, synthesis=method.synthesis or preset.synthesis), data=data_root(preset, data), seed=seed, out=run_dir, resume=resume,
-          workers=workers, device=_JOB_DEVICE, clip=load_clip(clip_weights_path(clip_weights), device=_JOB_DEVICE, precision=precision), progress=False,
+          workers=workers, device=_JOB_DEVICE, clip=resolve_clip(clip_weights, device=_JOB_DEVICE, precision=precision), progress=False,
           model_options=method.model_options, shots_file=shots_file)
 
 def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
@@ -516,7 +520,7 @@ def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device:
     preset = get_preset(preset, settings) if isinstance(preset, str) else preset
     preset = replace(preset, **{k: v for k, v in overrides.items() if v is not None})
     todo = [(m, s) for m in methods if m in METHODS and METHODS[m].trained for s in (preset.seeds if seeds is None else seeds)]
-    if clip_weights_path(clip_weights) is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
+    clip_weights_path(clip_weights, required=True)
     shots_files = {s: split_file(splits, s) for _, s in todo} if splits is not None else {}  # the same splits as the serial pass
     devices, threads = job_devices(check_device(device or default_device()), jobs)
     context = multiprocessing.get_context("spawn")  # fresh interpreters: safe with CUDA and with torch's threads

@@ -18,7 +18,7 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['BUNDLED_SAMPLE', 'figure_png', 'assets_path', 'settings_path', 'Preset', 'read_presets', 'get_preset', 'check_preset',
-           'preset_from_dict', 'data_root', 'clip_weights_path', 'seed_everything', 'default_device']
+           'preset_from_dict', 'data_root', 'clip_weights_path', 'versions', 'seed_everything', 'default_device']
 
 # %% ../nbs/00_config.ipynb #b30484d4
 from .safety import PPADError, _umask, atomic_write, input_error  # the rules live in ppad_nb.safety; kept importable from here
@@ -144,10 +144,17 @@ def data_root(preset: Preset, data=None) -> Path:
     return Path(os.environ.get("PPAD_DATA", ".")).expanduser() / root
 
 # %% ../nbs/00_config.ipynb #709ddc29
-def clip_weights_path(path=None):
-    "The CLIP checkpoint to use: `path`, else `$PPAD_CLIP_WEIGHTS`, else None."
-    if path is not None: return str(path)
-    return os.environ.get("PPAD_CLIP_WEIGHTS") or None
+def clip_weights_path(path=None, required: bool = False):
+    "The CLIP checkpoint to use: `path`, else `$PPAD_CLIP_WEIGHTS`, else None (a one-line error if `required`)."
+    weights = str(path) if path is not None else os.environ.get("PPAD_CLIP_WEIGHTS") or None
+    if weights is None and required: raise PPADError("no CLIP weights: pass --clip-weights (clip_weights= in Python) or set PPAD_CLIP_WEIGHTS")
+    return weights
+
+# %% ../nbs/00_config.ipynb #9ba911b3
+def versions() -> dict:
+    "The versions of the kit and of the libraries that decide its numbers."
+    import open_clip, torch, ppad_nb
+    return {"ppad_nb": str(ppad_nb.__version__), "torch": str(torch.__version__), "open_clip": str(open_clip.__version__)}
 
 # %% ../nbs/00_config.ipynb #832408c0
 def seed_everything(seed: int) -> np.random.Generator:

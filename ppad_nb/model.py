@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import warnings
 import zipfile
 from pathlib import Path
@@ -15,14 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import PPADError, atomic_write, input_error
+from .config import PPADError, atomic_write, clip_weights_path, input_error, versions
 from .safety import TORCHSCRIPT_HINT, check_finite, is_torchscript, read_torchscript_tensors
-from .data import IMAGE_SIZE, REGION_NAMES, region_masks
+from .data import IMAGE_SIZE, REGION_NAMES, file_digest, region_masks
 
 # %% auto #0
 __all__ = ['RANDOM_CONFIGS', 'PRECISIONS', 'CLIP_KEYS', 'N_CTX', 'CLASS_NAMES', 'LEARNER_FORMAT', 'clip_config', 'build_clip',
            'release_rounded', 'round_as_released', 'hold_like_release', 'read_checkpoint', 'clip_state_dict',
-           'RandomWeightsWarning', 'file_sha256', 'load_clip', 'run_transformer', 'prompt_text', 'prompt_tokens',
+           'RandomWeightsWarning', 'load_clip', 'resolve_clip', 'run_transformer', 'prompt_text', 'prompt_tokens',
            'insert_context', 'encode_prompts', 'patch_masks', 'encode_image_prompted', 'PPAD', 'load_learner',
            'learner_checkpoint', 'save_learner', 'export_official', 'model_config', 'from_learner']
 
@@ -148,13 +147,6 @@ def clip_state_dict(checkpoint, path) -> dict:
 class RandomWeightsWarning(UserWarning):
     "The CLIP is randomly initialised: it runs the pipeline, but its numbers mean nothing."
 
-def file_sha256(path) -> str:
-    "SHA-256 of a file's bytes, read in 1 MiB chunks."
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""): digest.update(chunk)
-    return digest.hexdigest()
-
 def _check_weights(state: dict, path):
     "A one-line error when floating-point weights hold NaN or infinity."
     for name, value in state.items():
@@ -180,7 +172,7 @@ def _load_openclip(spec: str):
     model = open_clip.create_model(name, pretrained=None)
     try: model.load_state_dict(state, strict=True)
     except RuntimeError as e: raise input_error(weights, f"these weights do not fit open_clip's {name} ({str(e).splitlines()[1].strip()[:160]})") from None
-    return model, {"spec": f"openclip:{name}:{weights.resolve()}", "sha256": file_sha256(weights)}
+    return model, {"spec": f"openclip:{name}:{weights.resolve()}", "sha256": file_digest(weights)}
 
 def load_clip(spec, device: str = "cpu", round_like_release: bool = True, precision: str = "fp32"):
     "A frozen open_clip CLIP from a weights file, `random:ViT-B-32`/`random:tiny`, or `openclip:MODEL:FILE`, rounded as released."
@@ -203,7 +195,7 @@ def load_clip(spec, device: str = "cpu", round_like_release: bool = True, precis
         model = build_clip(clip_config(state))
         try: model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
         except RuntimeError as e: raise input_error(spec, f"the weights do not fit a CLIP of the shape they imply ({str(e).splitlines()[1].strip()[:160]})") from None
-        source = {"spec": str(Path(spec).resolve()), "sha256": file_sha256(spec)}
+        source = {"spec": str(Path(spec).resolve()), "sha256": file_digest(spec)}
     model = model.float().eval().requires_grad_(False)
     rounded = round_like_release or precision == "release"  # float16 tensors hold the rounded values
     if rounded: round_as_released(model)
@@ -211,6 +203,12 @@ def load_clip(spec, device: str = "cpu", round_like_release: bool = True, precis
     model = model.to(device)
     model.ppad_source, model.ppad_precision = {**source, "rounded_like_release": rounded, "precision": precision}, precision
     return model
+
+# %% ../nbs/03_model.ipynb #a972be91
+def resolve_clip(clip_weights=None, device: str = "cpu", precision: str = "fp32", default=None):
+    "`load_clip` on `clip_weights`, else `$PPAD_CLIP_WEIGHTS`, else `default`; a one-line error when there is none."
+    weights = clip_weights_path(clip_weights, required=default is None) or default
+    return load_clip(weights, device=device, precision=precision)
 
 # %% ../nbs/03_model.ipynb #e76a46a3
 def _plain_blocks(transformer) -> bool:
@@ -436,14 +434,13 @@ PPAD.load_learner = load_learner
 # %% ../nbs/03_model.ipynb #dd88d013
 def learner_checkpoint(self: PPAD) -> dict:
     "The kit's learner checkpoint: both tensors, the prompt configuration, the CLIP they belong to, versions."
-    import open_clip, ppad_nb
     source = getattr(self.clip, "ppad_source", {})
     return {"format": LEARNER_FORMAT, "format_version": 1,
             "ctx": self.ctx.detach().cpu().clone(), "mask_embedding": self.mask_embedding.detach().cpu().clone(),
             "config": self.model_config(),
             "clip": {"spec": source.get("spec"), "sha256": source.get("sha256"),
                      "text_width": self.ctx.shape[1], "vision_width": self.mask_embedding.shape[2]},
-            "versions": {"ppad_nb": str(ppad_nb.__version__), "torch": str(torch.__version__), "open_clip": str(open_clip.__version__)}}
+            "versions": versions()}
 
 def save_learner(self: PPAD, path) -> Path:
     "Write the learner in the kit's format, atomically: safetensors (nothing in it can run), the settings as JSON in its metadata."

@@ -17,8 +17,8 @@ from .data import IMAGE_SIZE, REGION_BOXES, REGION_NAMES
 # %% auto #0
 __all__ = ['N_POINTS', 'CONTROL_SIGMA', 'CURVE_SAMPLES', 'DILATION', 'STRENGTHS', 'Draws', 'blob_size', 'random_points',
            'convex_hull', 'fill_polygons', 'bezier_curves', 'Blob', 'random_blob', 'blob_corner', 'draw_centre',
-           'place_blob', 'gamma_map', 'apply_gamma', 'Synthesis', 'synthesize_anomaly', 'reference_synthesize_anomaly',
-           'paste_patch']
+           'place_blob', 'gamma_map', 'apply_gamma', 'Synthesis', 'synthesize_anomaly', 'outline',
+           'reference_synthesize_anomaly', 'paste_patch']
 
 # %% ../nbs/02_synthesis.ipynb #900beb00
 class Draws:
@@ -238,6 +238,13 @@ def synthesize_anomaly(image, region: int, rng=None, strength: float | None = No
         gamma[window][inside] = values
         out[window][inside] = _gamma_pixels(image[window][inside], values)
     return Synthesis(out, mask, gamma, float(strength), region, centre)
+
+# %% ../nbs/02_synthesis.ipynb #29826bde
+def outline(mask: np.ndarray) -> np.ndarray:
+    "The pixels of `mask` that touch a pixel outside it (4-neighbourhood)."
+    padded = np.pad(mask, 1, constant_values=False)
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return mask & ~interior
 
 # %% ../nbs/02_synthesis.ipynb #68fc2d55
 def reference_synthesize_anomaly(image, region: int, rng=None, strength: float | None = None) -> Synthesis:

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 
 from .config import (PPADError, Preset, atomic_write, clip_weights_path, data_root, default_device, figure_png,
-                            check_preset, get_preset, input_error, preset_from_dict)
+                            check_preset, get_preset, input_error, preset_from_dict, versions)
 from .data import (REGION_LABELS, heldout_normals, load_image, read_dataset, read_shot_manifest, sample_shots, to_tensor,
                           write_shot_manifest)
-from .model import PPAD, load_clip, read_checkpoint
+from .model import PPAD, load_clip, read_checkpoint, resolve_clip
 from .safety import TEMP_PREFIX, check_device, check_finite, check_number, check_seed, check_writable, count_nonfinite, folder_lock
 from .synthesis import paste_patch, synthesize_anomaly
 
@@ -257,16 +257,12 @@ def plot_history(history, title: str = "") -> bytes:
     return figure_png(figure, dpi=90)
 
 # %% ../nbs/04_train.ipynb #a4a64764
-def _versions() -> dict:
-    import open_clip, ppad_nb
-    return {"ppad_nb": str(ppad_nb.__version__), "torch": str(torch.__version__), "open_clip": str(open_clip.__version__)}
-
 def _write_state(run_dir: Path, preset: Preset, seed: int, root: Path, clip, epochs_done: int, history, started: float, finished: bool, model):
     "run.json: what the run is, and how far it got."
     state = {"finished": finished, "epochs_done": epochs_done, "iterations": len(history),
              "final_loss": history[-1]["loss"] if history else None, "seconds": round(time.time() - started, 1),
              "preset": asdict(preset), "seed": seed, "model": model.model_config(), "data": str(root),
-             "clip": getattr(clip, "ppad_source", {}), "versions": _versions()}
+             "clip": getattr(clip, "ppad_source", {}), "versions": versions()}
     with atomic_write(run_dir / "run.json") as f: json.dump(state, f, indent=1)
 
 def _save_checkpoint(run_dir: Path, model, optimizer, scheduler, epoch: int, history, preset: Preset, seed: int, shots, root: Path):
@@ -332,10 +328,7 @@ def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, 
     if checkpoint is not None and [Path(f).relative_to(root).as_posix() for f in shots] != checkpoint["shots"]:
         raise input_error(run_dir, "was trained on other shots than this data folder gives for its seed; resume with the same --data")
     images = [load_image(f, preset.synthesis_size) for f in tqdm(shots, desc="reading shots", unit="image", disable=not progress or None, leave=False)]
-    if clip is None:
-        weights = clip_weights_path(clip_weights)
-        if weights is None: raise PPADError("no CLIP weights: pass --clip-weights (or clip_weights=) or set PPAD_CLIP_WEIGHTS")
-        clip = load_clip(weights, device=device, precision=precision)
+    if clip is None: clip = resolve_clip(clip_weights, device=device, precision=precision)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the prompts' initial values belong to the run's seed
         model = PPAD(clip, class_names=preset.class_names, **model_options).to(device)
