@@ -1,4 +1,6 @@
-"""The PPAD model reproduces the official code on the parity fixture, through the public API and through ppad-score.
+"""The shipped PPAD model (fast paths included: fused attention, cached text features, the autograd split) reproduces
+the official code on the parity fixture, through the public API and through ppad-score. Chapter 03 checks the plain
+model, before those speed changes, against the same fixture.
 
 tests/fixtures/parity-tiny/ holds outputs of the official PPAD code (float32, CPU) on a tiny random CLIP in
 OpenAI state-dict format and a learner in the release format: per-image region probabilities and scores
