@@ -337,7 +337,7 @@ def read_checkpoint(path) -> object:
     path = Path(path)
     if not path.is_file(): raise input_error(path, "file not found" if not path.exists() else "is a folder, expected a checkpoint file")
     if _is_safetensors(path): return _read_safetensors(path)
-    if is_torchscript(path): return read_torchscript_tensors(path)  # OpenAI's releases; torch.jit.load would run their code
+    if is_torchscript(path): return read_torchscript_tensors(path)  # OpenAI's releases: their tensors only, their code never runs
     try: return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

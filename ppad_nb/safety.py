@@ -199,8 +199,8 @@ def check_device(name: str) -> str:
     return name
 
 # %% ../nbs/00a_safety.ipynb #04809fb7
-TORCHSCRIPT_HINT = ("to convert it yourself, in Python: torch.save(torch.jit.load(PATH).state_dict(), 'weights.pt'), "
-                    "only for a file you trust: loading TorchScript runs code stored in it")
+TORCHSCRIPT_HINT = ("pass the weights as a plain state dict or safetensors file instead, saved from the model "
+                    "by the code that built it (torch.save(model.state_dict(), 'weights.pt'))")
 
 def is_torchscript(path) -> bool:
     "True for a TorchScript archive (a zip holding `code/` or `constants.pkl`), such as OpenAI's CLIP releases."
