@@ -31,7 +31,7 @@ def token_words(ids) -> list:
     "The words of token ids, nested as `ids` is (CLIP's BPE vocabulary as open_clip ships it)."
     from open_clip.tokenizer import _tokenizer
     if isinstance(ids, torch.Tensor): ids = ids.tolist()
-    if isinstance(ids, int): return _tokenizer.decode([ids]).strip()
+    if isinstance(ids, (int, np.integer)): return _tokenizer.decode([int(ids)]).strip()
     return [token_words(i) for i in ids]
 
 # %% ../nbs/04a_learned.ipynb #e920d2c3
