@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from fastcore.basics import patch
 from PIL import Image, UnidentifiedImageError
 
 from .config import BUNDLED_SAMPLE, PPADError, assets_path, atomic_write, input_error
@@ -29,6 +30,7 @@ IMAGE_SIZE = 224  # CLIP ViT-B/32 input side; the regions are defined on this gr
 REGION_NAMES = ("left lung", "right lung", "upper lung", "lower lung", "")  # the words that go into the prompt
 REGION_LABELS = ("left", "right", "upper", "lower", "whole")  # short names for tables and CSV columns
 
+# %% ../nbs/01_data.ipynb #e89df6ff
 def region_masks() -> np.ndarray:
     "The five region masks on the 224 x 224 input, shape (5, 224, 224), 1 inside the region."
     masks = np.zeros((5, IMAGE_SIZE, IMAGE_SIZE), np.uint8)
@@ -50,16 +52,20 @@ REGION_BOXES = tuple(region_box(r) for r in range(5))
 # %% ../nbs/01_data.ipynb #3c1c05de
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
 
+def _scale_to_8bit(image: Image.Image) -> Image.Image:
+    "A 16- or 32-bit integer image (mode I;16, I;16B, I;16L, I) scaled to mode 'L'."
+    values = np.asarray(image).astype(np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or values.max() <= 65535 else float(values.max())
+    return Image.fromarray(np.clip(np.rint(values * 255.0 / top), 0, 255).astype(np.uint8), mode="L")
+
 def _as_8bit_gray(image: Image.Image, path) -> Image.Image:
     "Convert a decoded image to mode 'L', scaling 16- and 32-bit integer data instead of clipping it."
     if image.mode == "L": return image
-    if image.mode.startswith("I"):  # I;16, I;16B, I;16L, I
-        values = np.asarray(image).astype(np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or values.max() <= 65535 else float(values.max())
-        return Image.fromarray(np.clip(np.rint(values * 255.0 / top), 0, 255).astype(np.uint8), mode="L")
+    if image.mode.startswith("I"): return _scale_to_8bit(image)
     if image.mode == "F": raise input_error(path, "floating-point images are not supported; save it as an 8- or 16-bit PNG")
-    return image.convert("L")
+    return image.convert("L")  # RGB or palette: Pillow's luma formula
 
+# %% ../nbs/01_data.ipynb #47450eb9
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
 def is_dicom(path) -> bool:
@@ -71,18 +77,16 @@ def is_dicom(path) -> bool:
     except OSError: return False
     return len(head) == 132 and head[128:] == b"DICM"
 
+# %% ../nbs/01_data.ipynb #bd370739
 def _upright(image: Image.Image) -> Image.Image:
     "The image as it is meant to be seen: a camera's EXIF orientation tag (rotated or mirrored JPEGs) applied."
     from PIL import ImageOps
     if image.getexif().get(0x0112, 1) in (1, None): return image  # no tag, or already upright: untouched
     return ImageOps.exif_transpose(image)
 
-def read_grayscale(path) -> Image.Image:
-    "Open an image file as 8-bit grayscale, as the released code does (`convert('L')`), with clear errors."
-    path = Path(path)
-    if not path.exists(): raise input_error(path, "file not found")
-    if path.is_dir(): raise input_error(path, "is a folder, not an image file")
-    if is_dicom(path): return Image.fromarray(read_dicom(path))  # read_dicom: the DICOM section below
+# %% ../nbs/01_data.ipynb #f643b1d3
+def _decode(path: Path) -> Image.Image:
+    "A non-DICOM image file decoded by Pillow, upright, as 8-bit grayscale; one-line errors."
     try:
         with Image.open(path) as image:
             image.load()
@@ -93,6 +97,15 @@ def read_grayscale(path) -> Image.Image:
         raise input_error(path, f"image too large to open safely ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise input_error(path, f"cannot decode the image ({e}); the file may be truncated or corrupt") from None
+
+# %% ../nbs/01_data.ipynb #50de1a1e
+def read_grayscale(path) -> Image.Image:
+    "Open an image file as 8-bit grayscale, as the released code does (`convert('L')`), with clear errors."
+    path = Path(path)
+    if not path.exists(): raise input_error(path, "file not found")
+    if path.is_dir(): raise input_error(path, "is a folder, not an image file")
+    if is_dicom(path): return Image.fromarray(read_dicom(path))  # read_dicom: the DICOM section below
+    return _decode(path)
 
 # %% ../nbs/01_data.ipynb #4ea39da2
 def load_image(path, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -117,8 +130,8 @@ def _first(value) -> float:
     "The first of a multi-valued DICOM number (Window Center may hold several)."
     return float(value[0] if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue" else value)
 
-def _dicom_pixels(ds, path) -> np.ndarray:
-    "The stored values of a single-frame grayscale dataset, with clear errors for what cannot be read."
+def _check_one_gray_frame(ds, path):
+    "A one-line error unless dataset `ds` holds one grayscale frame of integer pixels."
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise input_error(path, f"is a DICOM object without an image ({getattr(ds, 'SOPClassUID', 'unknown SOP class')!s}), not an X-ray")
     if "PixelData" not in ds: raise input_error(path, "holds floating-point DICOM pixels, which ppad-nb does not read")
@@ -127,55 +140,67 @@ def _dicom_pixels(ds, path) -> np.ndarray:
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).strip()
     if int(getattr(ds, "SamplesPerPixel", 1)) != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise input_error(path, f"is a colour DICOM ({photometric}); ppad-nb reads grayscale (MONOCHROME1/2) X-rays")
+
+# %% ../nbs/01_data.ipynb #65c778cd
+def _check_decoder(ds, path):
+    "A one-line error when the pixels of `ds` are compressed and no decoder for them is installed."
     syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if syntax is not None and syntax.is_compressed:
-        from pydicom.pixels import get_decoder
-        try: available = get_decoder(syntax).is_available
-        except NotImplementedError: available = False
-        if not available: raise input_error(path, f"is compressed ({syntax.name}) and no decoder is installed: {DICOM_DECODERS}")
+    if syntax is None or not syntax.is_compressed: return
+    from pydicom.pixels import get_decoder
+    try: available = get_decoder(syntax).is_available
+    except NotImplementedError: available = False
+    if not available: raise input_error(path, f"is compressed ({syntax.name}) and no decoder is installed: {DICOM_DECODERS}")
+
+def _dicom_pixels(ds, path) -> np.ndarray:
+    "The stored values of a single-frame grayscale dataset, with clear errors for what cannot be read."
+    _check_one_gray_frame(ds, path)
+    _check_decoder(ds, path)
     try: pixels = ds.pixel_array
     except Exception as e: raise input_error(path, f"cannot decode the DICOM pixel data ({type(e).__name__}: {e})") from None
     if pixels.ndim != 2: raise input_error(path, f"has pixel data of shape {pixels.shape}, expected one grayscale frame")
     return pixels
 
+# %% ../nbs/01_data.ipynb #f2ac5eab
+def _modality_values(ds, stored: np.ndarray) -> tuple:
+    "(values, lowest, highest): the stored values after the modality LUT, and the range they can take."
+    from pydicom.pixels import apply_modality_lut
+    if "ModalityLUTSequence" in ds:
+        return apply_modality_lut(stored, ds).astype(np.float64), 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
+    bits, signed = int(getattr(ds, "BitsStored", 8 * stored.itemsize)), int(getattr(ds, "PixelRepresentation", 0)) == 1
+    slope, intercept = float(getattr(ds, "RescaleSlope", 1) or 1), float(getattr(ds, "RescaleIntercept", 0) or 0)
+    ends = np.array([-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] if signed else [0, 2 ** bits - 1], dtype=np.float64) * slope + intercept
+    return stored.astype(np.float64) * slope + intercept, float(ends.min()), float(ends.max())
+
+# %% ../nbs/01_data.ipynb #59541722
+def _voi_gray(ds, values: np.ndarray, low: float, high: float) -> np.ndarray:
+    "Grey levels 0..255 (float) of modality `values`: the VOI LUT Sequence, else the window, else `low`..`high` linearly."
+    from pydicom.pixels import apply_voi
+    if "VOILUTSequence" in ds:
+        values = apply_voi(np.rint(values).astype(np.int64), ds).astype(np.float64)  # a LUT is indexed by whole numbers
+        low, high = 0.0, float(2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1)
+    elif "WindowCenter" in ds and "WindowWidth" in ds:
+        function = str(getattr(ds, "VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+        return voi_window(values, _first(ds.WindowCenter), _first(ds.WindowWidth), function)
+    return (values - low) * 255.0 / max(high - low, 1e-9)
+
+# %% ../nbs/01_data.ipynb #ba6c7414
 def read_dicom(path) -> np.ndarray:
     "A single-frame DICOM X-ray as (H, W) uint8: modality LUT, then VOI LUT or window (else the stored range), MONOCHROME1 inverted."
     import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi
     path = Path(path)
     try: ds = pydicom.dcmread(path, force=path.suffix.lower() in DICOM_SUFFIXES)  # a .dcm file may lack the preamble
     except Exception as e: raise input_error(path, f"not a readable DICOM file ({type(e).__name__}: {e})") from None
     if len(ds) == 0: raise input_error(path, "not a readable DICOM file (no data elements)")
-    stored = _dicom_pixels(ds, path)
-    bits, signed = int(getattr(ds, "BitsStored", 8 * stored.itemsize)), int(getattr(ds, "PixelRepresentation", 0)) == 1
-    if "ModalityLUTSequence" in ds:
-        values = apply_modality_lut(stored, ds).astype(np.float64)
-        low, high = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
-    else:
-        slope, intercept = float(getattr(ds, "RescaleSlope", 1) or 1), float(getattr(ds, "RescaleIntercept", 0) or 0)
-        values = stored.astype(np.float64) * slope + intercept
-        ends = np.array([-(2 ** (bits - 1)), 2 ** (bits - 1) - 1] if signed else [0, 2 ** bits - 1], dtype=np.float64) * slope + intercept
-        low, high = float(ends.min()), float(ends.max())
-    if "VOILUTSequence" in ds:
-        values = apply_voi(np.rint(values).astype(np.int64), ds).astype(np.float64)  # a LUT is indexed by whole numbers
-        low, high = 0.0, float(2 ** int(ds.VOILUTSequence[0].LUTDescriptor[2]) - 1)
-        gray = (values - low) * 255.0 / max(high - low, 1e-9)
-    elif "WindowCenter" in ds and "WindowWidth" in ds:
-        function = str(getattr(ds, "VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
-        gray = voi_window(values, _first(ds.WindowCenter), _first(ds.WindowWidth), function)
-    else:
-        gray = (values - low) * 255.0 / max(high - low, 1e-9)
+    gray = _voi_gray(ds, *_modality_values(ds, _dicom_pixels(ds, path)))
     gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
     if str(ds.PhotometricInterpretation).strip() == "MONOCHROME1": gray = 255 - gray
     return gray
 
 # %% ../nbs/01_data.ipynb #11540c7d
-def write_dicom(path, pixels, photometric: str = "MONOCHROME2", bits_stored: int = 8, window: tuple | None = None,
-                slope: float = 1.0, intercept: float = 0.0, voi_function: str | None = None) -> Path:
-    "Write stored values `pixels` (2-D, unsigned) as a single-frame uncompressed DICOM file (for tests and examples), atomically."
+def _dicom_dataset(pixels: np.ndarray, photometric: str, bits_stored: int):
+    "A pydicom dataset (secondary capture, uncompressed) holding one frame of unsigned stored values."
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-    pixels = np.asarray(pixels)
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = SecondaryCaptureImageStorage, generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -185,24 +210,35 @@ def write_dicom(path, pixels, photometric: str = "MONOCHROME2", bits_stored: int
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelRepresentation = 1, photometric, 0
     ds.BitsAllocated = 8 if bits_stored <= 8 else 16
     ds.BitsStored, ds.HighBit = bits_stored, bits_stored - 1
+    ds.PixelData = pixels.astype(np.uint8 if ds.BitsAllocated == 8 else "<u2").tobytes()
+    return ds
+
+# %% ../nbs/01_data.ipynb #b0da1989
+def write_dicom(path, pixels, photometric: str = "MONOCHROME2", bits_stored: int = 8, window: tuple | None = None,
+                slope: float = 1.0, intercept: float = 0.0, voi_function: str | None = None) -> Path:
+    "Write stored values `pixels` (2-D, unsigned) as a single-frame uncompressed DICOM file (for tests and examples), atomically."
+    ds = _dicom_dataset(np.asarray(pixels), photometric, bits_stored)
     if slope != 1 or intercept != 0: ds.RescaleSlope, ds.RescaleIntercept = f"{slope:g}", f"{intercept:g}"
     if window is not None: ds.WindowCenter, ds.WindowWidth = f"{window[0]:g}", f"{window[1]:g}"
     if voi_function is not None: ds.VOILUTFunction = voi_function
-    ds.PixelData = pixels.astype(np.uint8 if ds.BitsAllocated == 8 else "<u2").tobytes()
     with atomic_write(path, "wb") as f: ds.save_as(f, enforce_file_format=True)
     return Path(path)
 
 # %% ../nbs/01_data.ipynb #d70adf9e
 MEAN, STD = 0.39799, 0.32721349  # CheXzero's normalisation, the same on all three channels
 
+def _working_size(image: np.ndarray) -> np.ndarray:
+    "A (H, W) uint8 image (or its first channel) at 224 x 224, resized bicubically when it is not."
+    image = np.asarray(image)
+    if image.ndim == 3: image = image[..., 0]
+    if image.shape == (IMAGE_SIZE, IMAGE_SIZE): return image
+    return np.array(Image.fromarray(image).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC))  # a writable copy, as torch wants
+
+# %% ../nbs/01_data.ipynb #802f74c4
 def to_tensor(image: np.ndarray):
     "A (H, W) uint8 grayscale image as the model's normalised (3, 224, 224) float32 tensor."
     import torch
-    image = np.asarray(image)
-    if image.ndim == 3: image = image[..., 0]
-    if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        image = np.asarray(Image.fromarray(image).resize((IMAGE_SIZE, IMAGE_SIZE), Image.BICUBIC))
-    x = torch.from_numpy(np.ascontiguousarray(image)).float().div(255)
+    x = torch.from_numpy(np.ascontiguousarray(_working_size(image))).float().div(255)
     x = x.sub(torch.tensor(MEAN, dtype=torch.float32)).div(torch.tensor(STD, dtype=torch.float32))
     return x.unsqueeze(0).repeat(3, 1, 1)
 
@@ -227,25 +263,35 @@ class ImageSet:
     labels: list = field(default_factory=list)
 
     def __len__(self): return len(self.files)
-    def counts(self) -> dict:
-        "Number of images per label name."
-        return {name: sum(1 for l in self.labels if l == i) for i, name in enumerate(LABEL_NAMES)}
-    def normals(self) -> list:
-        "The files labelled normal."
-        return [f for f, l in zip(self.files, self.labels) if l == 0]
-    def __repr__(self):
-        counts = ", ".join(f"{n} {k}" for k, n in self.counts().items())
-        return f"ImageSet({self.layout} {self.split} at {self.root}: {counts})"
+
+# %% ../nbs/01_data.ipynb #3cd621cc
+@patch
+def counts(self: ImageSet) -> dict:
+    "Number of images per label name."
+    return {name: sum(1 for l in self.labels if l == i) for i, name in enumerate(LABEL_NAMES)}
+
+@patch
+def normals(self: ImageSet) -> list:
+    "The files labelled normal."
+    return [f for f, l in zip(self.files, self.labels) if l == 0]
+
+@patch
+def __repr__(self: ImageSet):
+    counts = ", ".join(f"{n} {k}" for k, n in self.counts().items())
+    return f"ImageSet({self.layout} {self.split} at {self.root}: {counts})"
 
 # %% ../nbs/01_data.ipynb #5d305b92
+def _is_image_file(path: Path, folder: Path) -> bool:
+    "A visible file under `folder` with an image suffix (or none, when its bytes say DICOM)."
+    if not path.is_file() or any(part.startswith(".") for part in path.relative_to(folder).parts): return False
+    return path.suffix.lower() in IMAGE_SUFFIXES or (path.suffix == "" and is_dicom(path))
+
 def list_images(folder, recursive: bool = False) -> list:
     "The image files in `folder` (sorted, hidden files skipped); an error if there are none."
     folder = Path(folder)
     if not folder.exists(): raise input_error(folder, "folder not found")
     if not folder.is_dir(): raise input_error(folder, "is a file, expected a folder of images")
-    candidates = folder.rglob("*") if recursive else folder.iterdir()
-    files = sorted(p for p in candidates if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or (p.suffix == "" and is_dicom(p)))
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files = sorted(p for p in (folder.rglob("*") if recursive else folder.iterdir()) if _is_image_file(p, folder))
     if not files: raise input_error(folder, f"no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
     return files
 
@@ -272,6 +318,7 @@ def _check(root, split: str) -> Path:
     if not root.is_dir(): raise input_error(root, "folder not found" if not root.exists() else "is a file, expected a data-set folder")
     return root
 
+# %% ../nbs/01_data.ipynb #c5cf98d4
 def read_zhanglab(root, split: str = "test") -> ImageSet:
     "ZhangLab in the SQUID layout: `train/normal_256`, `test/{normal_256,pneumonia_256}`."
     root = _check(root, split)
@@ -287,6 +334,7 @@ def read_kermany(root, split: str = "test") -> ImageSet:
     return _from_folders(root, "kermany", split, _child(folder, "NORMAL"),
                          _child(folder, "PNEUMONIA") if split == "test" else None)
 
+# %% ../nbs/01_data.ipynb #876a6c37
 def read_chexpert(root, split: str = "test") -> ImageSet:
     "CheXpert in the SQUID layout: `train_256_pa/normal_256`, `our_test_256_pa/{normal_256,abnormal_256}`."
     root = _check(root, split)
@@ -301,18 +349,22 @@ def read_folder(root, split: str = "test") -> ImageSet:
     return _from_folders(root, "folder", split, _child(base, "normal"), _child(base, "abnormal") if split == "test" else None)
 
 # %% ../nbs/01_data.ipynb #4522b1be
-def read_vindr(root, split: str = "test") -> ImageSet:
-    "VinDr-CXR in the Med-AD layout: `data.json` listing files under `images/`."
-    root = _check(root, split)
+def _vindr_index(root: Path) -> tuple:
+    "(root, data.json path, its contents) of a Med-AD VinDr-CXR folder (or the folder holding `VinCXR/`)."
     if not (root / "data.json").is_file() and (root / "VinCXR" / "data.json").is_file(): root = root / "VinCXR"
     index_file = root / "data.json"
     if not index_file.is_file(): raise input_error(index_file, "file not found (expected the Med-AD data.json)")
     try: index = json.loads(index_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise input_error(index_file, f"not valid JSON ({e})") from None
     if not isinstance(index, dict): raise input_error(index_file, "expected a JSON object with 'train' and 'test'")
-    groups = [("0", 0)] if split == "train" else [("0", 0), ("1", 1)]
+    return root, index_file, index
+
+# %% ../nbs/01_data.ipynb #618d6cf6
+def read_vindr(root, split: str = "test") -> ImageSet:
+    "VinDr-CXR in the Med-AD layout: `data.json` listing files under `images/`."
+    root, index_file, index = _vindr_index(_check(root, split))
     files, labels = [], []
-    for key, label in groups:
+    for key, label in [("0", 0)] if split == "train" else [("0", 0), ("1", 1)]:
         names = index.get(split, {}).get(key) if isinstance(index.get(split), dict) else None
         if not isinstance(names, list): raise input_error(index_file, f"has no list {split}[\"{key}\"]")
         files += [root / "images" / n for n in names]
@@ -336,6 +388,7 @@ def detect_layout(root) -> str:
     raise input_error(root, "not a known data-set layout (expected train/normal_256, chest_xray/train/NORMAL, "
                             "train_256_pa, data.json, or normal/ + abnormal/)")
 
+# %% ../nbs/01_data.ipynb #70cd5628
 def read_dataset(root, layout: str = "auto", split: str = "test") -> ImageSet:
     "One split of the data set at `root` in `layout` (`auto`: recognise it)."
     if layout == "auto": layout = detect_layout(root)
@@ -369,14 +422,20 @@ def write_shot_manifest(path, files, root, seed: int):
         writer.writerow(["file", "seed", "sha256"])
         for file in files: writer.writerow([Path(file).relative_to(root).as_posix(), seed, file_digest(file)])
 
-def read_shot_manifest(path, root) -> list:
-    "The files listed in a shot manifest, as paths under `root`; an error if one is missing or differs from its recorded SHA-256."
-    path, root = Path(path), Path(root)
+# %% ../nbs/01_data.ipynb #82b9411b
+def _manifest_rows(path: Path) -> list:
+    "The rows of a shot manifest CSV, as dicts; an error if it lacks the `file` column."
     if not path.is_file(): raise input_error(path, "shot manifest not found")
     with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
         reader = csv.DictReader(f)
         rows = list(reader)
     if "file" not in (reader.fieldnames or []): raise input_error(path, "not a shot manifest (expected a CSV with a 'file' column)")
+    return rows
+
+def read_shot_manifest(path, root) -> list:
+    "The files listed in a shot manifest, as paths under `root`; an error if one is missing or differs from its recorded SHA-256."
+    path, root = Path(path), Path(root)
+    rows = _manifest_rows(path)
     files = [root / row["file"] for row in rows]
     missing = [f for f in files if not f.is_file()]
     if missing: raise input_error(missing[0], f"listed in {path.name} but not found")

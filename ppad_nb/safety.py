@@ -5,6 +5,7 @@
 # %% ../nbs/00a_safety.ipynb #3a44c427
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import fcntl
@@ -17,6 +18,8 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TEMP_PREFIX', 'NAME_MAX', 'LOCK_NAME', 'SEED_LIMIT', 'TORCHSCRIPT_HINT', 'PPADError', 'input_error', 'output_error',
@@ -56,6 +59,18 @@ def _make_parent(path: Path):
     except FileExistsError: raise input_error(path.parent, "is a file where a folder should be") from None
     except OSError as e: raise output_error(path.parent, e) from None
 
+# %% ../nbs/00a_safety.ipynb #66872a16
+def _temporary_beside(path: Path) -> tuple:
+    "(descriptor, name) of a new temporary file in the folder of `path`."
+    try: return tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
+    except OSError as e: raise output_error(path, e) from None
+
+def _publish(temporary: str, path: Path):
+    "Move the finished `temporary` onto `path`, readable as any new file would be."
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; outputs should not be
+    os.replace(temporary, path)
+
+# %% ../nbs/00a_safety.ipynb #0247c0f0
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w", **open_kwargs):
     "Open a temporary file beside `path`; move it onto `path` only if the `with` block succeeds. Text is UTF-8, file names byte for byte."
@@ -63,13 +78,11 @@ def atomic_write(path, mode: str = "w", **open_kwargs):
     _make_parent(path)
     if "b" not in mode:  # names that are not UTF-8 (surrogate-escaped by Python) are written back as their original bytes
         open_kwargs.setdefault("encoding", "utf-8"); open_kwargs.setdefault("errors", "surrogateescape")
-    try: descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
-    except OSError as e: raise output_error(path, e) from None
+    descriptor, temporary = _temporary_beside(path)
     try:
         with os.fdopen(descriptor, mode, **open_kwargs) as f:
             yield f
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; outputs should not be
-        os.replace(temporary, path)
+        _publish(temporary, path)
     except BaseException as e:
         with contextlib.suppress(OSError): os.unlink(temporary)
         if isinstance(e, OSError): raise output_error(path, e) from None
@@ -78,32 +91,49 @@ def atomic_write(path, mode: str = "w", **open_kwargs):
 # %% ../nbs/00a_safety.ipynb #bf64602e
 _LEGACY_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what atomic_write made before it used TEMP_PREFIX
 
+def _is_kit_temporary(entry: Path) -> bool:
+    "A plain file named as the kit's temporaries are (`.ppad-tmp-...`, or `.NAME.XXXXXXXX.tmp` of earlier versions)."
+    named = entry.name.startswith(TEMP_PREFIX) or bool(_LEGACY_TEMP.match(entry.name))
+    return named and entry.is_file() and not entry.is_symlink()
+
 def clean_temporaries(folder) -> list:
     "Remove the kit's temporary files left in `folder` by a process that was killed mid-write; call it while holding the folder's lock."
     folder, removed = Path(folder), []
     if not folder.is_dir(): return removed
-    for entry in folder.iterdir():
-        if (entry.name.startswith(TEMP_PREFIX) or _LEGACY_TEMP.match(entry.name)) and entry.is_file() and not entry.is_symlink():
-            with contextlib.suppress(OSError): entry.unlink(); removed.append(entry)
+    for entry in filter(_is_kit_temporary, folder.iterdir()):
+        with contextlib.suppress(OSError): entry.unlink(); removed.append(entry)
     return removed
 
-# %% ../nbs/00a_safety.ipynb #6e8fa6d3
+# %% ../nbs/00a_safety.ipynb #61ae3427
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
 
+def _check_name_lengths(path: Path):
+    "A one-line error for a part of `path` longer than `NAME_MAX` bytes."
+    for part in path.parts:
+        if len(os.fsencode(part)) > NAME_MAX: raise input_error(path, f"the name {part[:24]}... is longer than {NAME_MAX} bytes")
+
+# %% ../nbs/00a_safety.ipynb #fc67abe5
+def _nearest_existing(path: Path) -> Path:
+    "The first of `path` and its parents that exists; an error if it is a file."
+    while not path.exists() and path != path.parent: path = path.parent
+    if not path.is_dir(): raise input_error(path, "is a file where a folder should be")
+    return path
+
+def _probe(folder: Path):
+    "Create and remove a temporary file in `folder`: the real test of permissions, read-only mounts and full inode tables."
+    try:
+        descriptor, probe = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
+        os.close(descriptor); os.unlink(probe)
+    except OSError as e: raise output_error(folder, e) from None
+
+# %% ../nbs/00a_safety.ipynb #6e8fa6d3
 def check_writable(path, folder: bool = False) -> Path:
     "Before any work: check that the file `path` (or the folder, with `folder=True`) can be written; a one-line error names the obstacle."
     path = Path(path)
-    for part in path.parts:
-        if len(os.fsencode(part)) > NAME_MAX: raise input_error(path, f"the name {part[:24]}... is longer than {NAME_MAX} bytes")
+    _check_name_lengths(path)
     if folder and path.exists() and not path.is_dir(): raise input_error(path, "exists and is not a folder")
     if not folder and path.is_dir(): raise input_error(path, "is a folder; give a file name")
-    existing = path if folder else path.parent
-    while not existing.exists() and existing != existing.parent: existing = existing.parent
-    if not existing.is_dir(): raise input_error(existing, "is a file where a folder should be")
-    try:  # the real test: permissions, read-only mounts and full inode tables all show here
-        descriptor, probe = tempfile.mkstemp(dir=existing, prefix=TEMP_PREFIX)
-        os.close(descriptor); os.unlink(probe)
-    except OSError as e: raise output_error(existing, e) from None
+    _probe(_nearest_existing(path if folder else path.parent))
     return path
 
 # %% ../nbs/00a_safety.ipynb #c8c0cdba
@@ -111,9 +141,32 @@ LOCK_NAME = ".ppad-lock"
 _HELD = {}  # folder -> [file descriptor, depth]: a process may take its own lock again
 
 def _holder(path: Path) -> str:
+    "Who holds the lock file at `path`, as it says."
     with contextlib.suppress(OSError): return path.read_text(errors="replace").strip() or "an unknown process"
     return "an unknown process"
 
+# %% ../nbs/00a_safety.ipynb #e99df31e
+def _take_lock(folder: Path) -> int:
+    "The descriptor of `FOLDER/.ppad-lock`, locked by this process; a one-line error naming the holder if another has it."
+    path = folder / LOCK_NAME
+    while True:
+        try: descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e: raise output_error(path, e) from None
+        try: fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise input_error(folder, f"is in use by {_holder(path)}; wait for it to end (the lock goes with that process)") from None
+        with contextlib.suppress(OSError):
+            if os.stat(path).st_ino == os.fstat(descriptor).st_ino: return descriptor
+        os.close(descriptor)
+
+def _sign_lock(descriptor: int, command: str | None):
+    "Write who holds the lock (pid, host, command) into the lock file."
+    command = command or " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+    os.ftruncate(descriptor, 0)
+    os.write(descriptor, f"pid {os.getpid()} on {socket.gethostname()} ({command})\n".encode("utf-8", "replace"))
+
+# %% ../nbs/00a_safety.ipynb #f66bf8d0
 @contextlib.contextmanager
 def folder_lock(folder, command: str | None = None):
     "Hold an advisory lock (`flock`) on the output folder `folder`, created if needed; the kernel drops it when the process ends, however it ends."
@@ -125,27 +178,15 @@ def folder_lock(folder, command: str | None = None):
         try: yield folder
         finally: _HELD[key][1] -= 1
         return
-    path = folder / LOCK_NAME
-    while True:
-        try: descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as e: raise output_error(path, e) from None
-        try: fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            raise input_error(folder, f"is in use by {_holder(path)}; wait for it to end (the lock goes with that process)") from None
-        with contextlib.suppress(OSError):  # the holder before us may have removed the file between our open and flock
-            if os.stat(path).st_ino == os.fstat(descriptor).st_ino: break
-        os.close(descriptor)
-    command = command or " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
-    os.ftruncate(descriptor, 0)
-    os.write(descriptor, f"pid {os.getpid()} on {socket.gethostname()} ({command})\n".encode("utf-8", "replace"))
+    descriptor = _take_lock(folder)
+    _sign_lock(descriptor, command)
     _HELD[key] = [descriptor, 0]
     try:
         clean_temporaries(folder)
         yield folder
     finally:
         del _HELD[key]
-        with contextlib.suppress(OSError): os.unlink(path)
+        with contextlib.suppress(OSError): os.unlink(folder / LOCK_NAME)
         os.close(descriptor)
 
 # %% ../nbs/00a_safety.ipynb #40508bcf
@@ -158,6 +199,7 @@ def count_nonfinite(values) -> int:
     values = np.asarray(values)
     return int((~np.isfinite(values)).sum()) if values.dtype.kind in "fc" else 0
 
+# %% ../nbs/00a_safety.ipynb #30321a0e
 def check_finite(values, what: str):
     "A one-line error when `values` hold NaN or infinity; `what` says whose values they are."
     bad = count_nonfinite(values)
@@ -166,8 +208,6 @@ def check_finite(values, what: str):
         raise PPADError(f"{what}: {bad} of {total} values are NaN or infinite")
 
 # %% ../nbs/00a_safety.ipynb #01ea70ce
-SEED_LIMIT = 2**63  # seeds go into NumPy, PyTorch and JSON: 0 .. 2**63 - 1
-
 def check_number(value, name: str, low=None, high=None, low_inclusive: bool = True, integer: bool = False):
     "`value` after checking it is a finite number within [low, high] (`low` excluded unless `low_inclusive`); one-line errors name the option."
     import math
@@ -179,9 +219,20 @@ def check_number(value, name: str, low=None, high=None, low_inclusive: bool = Tr
     if high is not None and value > high: raise PPADError(f"{name} must be at most {high}, not {value!r}")
     return value
 
+# %% ../nbs/00a_safety.ipynb #de080ed5
+SEED_LIMIT = 2**63  # seeds go into NumPy, PyTorch and JSON: 0 .. 2**63 - 1
+
 def check_seed(seed, name: str = "--seed") -> int:
     "A seed: a whole number from 0 to 2**63 - 1."
     return check_number(seed, name, 0, SEED_LIMIT - 1, integer=True)
+
+# %% ../nbs/00a_safety.ipynb #350bc408
+def _check_cuda(name: str, index):
+    "A one-line error unless this machine has CUDA GPU `index` (any GPU when None)."
+    import torch
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0: raise PPADError(f"--device {name}: no CUDA GPU is visible on this machine; use --device cpu")
+    if index is not None and index >= count: raise PPADError(f"--device {name}: this machine has {count} CUDA GPU(s), numbered from 0")
 
 # %% ../nbs/00a_safety.ipynb #932a8142
 def check_device(name: str) -> str:
@@ -189,10 +240,7 @@ def check_device(name: str) -> str:
     import torch
     try: device = torch.device(name)
     except (RuntimeError, TypeError, ValueError): raise PPADError(f"--device {name!r} is not a device name (cpu, cuda, cuda:N or mps)") from None
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0: raise PPADError(f"--device {name}: no CUDA GPU is visible on this machine; use --device cpu")
-        if device.index is not None and device.index >= count: raise PPADError(f"--device {name}: this machine has {count} CUDA GPU(s), numbered from 0")
+    if device.type == "cuda": _check_cuda(name, device.index)
     elif device.type == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()): raise PPADError(f"--device {name}: no Apple GPU (MPS) on this machine; use --device cpu")
     elif device.type != "cpu": raise PPADError(f"--device {name}: the kit runs on cpu, cuda or mps, not {device.type}")
@@ -209,6 +257,7 @@ def is_torchscript(path) -> bool:
     except (zipfile.BadZipFile, OSError): return False
     return any(n.endswith("constants.pkl") or "/code/" in n for n in names)
 
+# %% ../nbs/00a_safety.ipynb #650a2494
 class _Inert:
     "Stands in for a TorchScript class: holds the state it was given, runs nothing (its own `__setstate__` only stores)."
     def __setstate__(self, state): self.__dict__["_state"] = state
@@ -221,6 +270,7 @@ _STORAGE_DTYPES = {"FloatStorage": "float32", "HalfStorage": "float16", "BFloat1
                    "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16", "CharStorage": "int8",
                    "ByteStorage": "uint8", "BoolStorage": "bool"}
 
+# %% ../nbs/00a_safety.ipynb #018c3169
 def _rebuild_tensor(storage, offset, size, stride, *ignored):
     "A tensor over `storage` (allowlisted rebuild; hooks, gradients and metadata are ignored)."
     import torch
@@ -228,36 +278,58 @@ def _rebuild_tensor(storage, offset, size, stride, *ignored):
 
 def _rebuild_parameter(data, *ignored): return data
 
+_ALLOWED_GLOBALS = {("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+                    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter, ("collections", "OrderedDict"): collections.OrderedDict,
+                    ("torch.jit._pickle", "restore_type_tag"): lambda value, kind: value,
+                    ("torch.jit._pickle", "build_intlist"): list, ("torch.jit._pickle", "build_floatlist"): list,
+                    ("torch.jit._pickle", "build_boollist"): list, ("torch.jit._pickle", "build_doublelist"): list}
+
+# %% ../nbs/00a_safety.ipynb #96d2dafd
 class _RestrictedUnpickler(pickle.Unpickler):
     "Rebuilds tensors, containers and inert stand-ins; refuses every other global, so nothing in the file can run."
     def __init__(self, file, archive: zipfile.ZipFile, prefix: str, path):
         super().__init__(file)
         self.archive, self.prefix, self.path, self.storages, self.classes = archive, prefix, path, {}, {}
 
-    def find_class(self, module: str, name: str):
-        import collections, torch
-        if module.startswith("__torch__"):  # a scripted class: a placeholder of the same name, never the file's code
-            return self.classes.setdefault(f"{module}.{name}", type(name, (_Inert,), {"__module__": "ppad_nb.safety.inert"}))
-        allowed = {("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-                   ("torch._utils", "_rebuild_parameter"): _rebuild_parameter, ("collections", "OrderedDict"): collections.OrderedDict,
-                   ("torch.jit._pickle", "restore_type_tag"): lambda value, kind: value,
-                   ("torch.jit._pickle", "build_intlist"): list, ("torch.jit._pickle", "build_floatlist"): list,
-                   ("torch.jit._pickle", "build_boollist"): list, ("torch.jit._pickle", "build_doublelist"): list}
-        if (module, name) in allowed: return allowed[(module, name)]
-        if module == "torch" and name in _STORAGE_DTYPES: return _StorageKind(getattr(torch, _STORAGE_DTYPES[name]))
-        raise input_error(self.path, f"the TorchScript archive refers to {module}.{name}, which the kit does not read; {TORCHSCRIPT_HINT}")
+# %% ../nbs/00a_safety.ipynb #cca2f843
+@patch
+def find_class(self: _RestrictedUnpickler, module: str, name: str):
+    "The kit's stand-in for global `module.name`; an error for anything not on the allowlist."
+    import torch
+    if module.startswith("__torch__"):  # a scripted class: a placeholder of the same name, never the file's code
+        return self.classes.setdefault(f"{module}.{name}", type(name, (_Inert,), {"__module__": "ppad_nb.safety.inert"}))
+    if (module, name) in _ALLOWED_GLOBALS: return _ALLOWED_GLOBALS[(module, name)]
+    if module == "torch" and name in _STORAGE_DTYPES: return _StorageKind(getattr(torch, _STORAGE_DTYPES[name]))
+    raise input_error(self.path, f"the TorchScript archive refers to {module}.{name}, which the kit does not read; {TORCHSCRIPT_HINT}")
 
-    def persistent_load(self, pid):
-        import torch
-        if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage" and isinstance(pid[1], _StorageKind)):
-            raise input_error(self.path, "the TorchScript archive holds an object the kit does not read")
-        kind, key = pid[1], str(pid[2])
-        if key not in self.storages:
-            try: data = self.archive.read(f"{self.prefix}/data/{key}")
-            except KeyError: raise input_error(self.path, f"the TorchScript archive lacks its storage {key}; is it truncated?") from None
-            self.storages[key] = torch.frombuffer(bytearray(data), dtype=kind.dtype) if data else torch.zeros(0, dtype=kind.dtype)
-        return self.storages[key]
+# %% ../nbs/00a_safety.ipynb #2d4f93d0
+@patch
+def persistent_load(self: _RestrictedUnpickler, pid):
+    "The storage that persistent id `pid` names, read from the archive once."
+    import torch
+    if not (isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage" and isinstance(pid[1], _StorageKind)):
+        raise input_error(self.path, "the TorchScript archive holds an object the kit does not read")
+    kind, key = pid[1], str(pid[2])
+    if key not in self.storages:
+        try: data = self.archive.read(f"{self.prefix}/data/{key}")
+        except KeyError: raise input_error(self.path, f"the TorchScript archive lacks its storage {key}; is it truncated?") from None
+        self.storages[key] = torch.frombuffer(bytearray(data), dtype=kind.dtype) if data else torch.zeros(0, dtype=kind.dtype)
+    return self.storages[key]
 
+# %% ../nbs/00a_safety.ipynb #72e87208
+def _unpickle_archive(path: Path):
+    "The root of the module tree of a TorchScript archive, as inert stand-ins."
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
+            if len(pickles) != 1: raise input_error(path, f"not a TorchScript archive with one data.pkl; {TORCHSCRIPT_HINT}")
+            prefix = pickles[0].rsplit("/", 1)[0]
+            return _RestrictedUnpickler(io.BytesIO(archive.read(pickles[0])), archive, prefix, path).load()
+    except PPADError: raise
+    except Exception as e:  # a damaged archive: say so in one line
+        raise input_error(path, f"cannot read this TorchScript archive ({type(e).__name__}: {str(e)[:120]}); is it truncated?") from None
+
+# %% ../nbs/00a_safety.ipynb #31207e14
 def _collect_tensors(value, prefix: str, found: dict):
     "Tensors of a module tree of stand-ins, by dotted attribute name (custom states, which only code could read, are skipped)."
     import torch
@@ -267,17 +339,7 @@ def _collect_tensors(value, prefix: str, found: dict):
 
 def read_torchscript_tensors(path) -> dict:
     "The named tensors (parameters, buffers, tensor attributes) of a TorchScript archive, read without running anything in it."
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            pickles = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
-            if len(pickles) != 1: raise input_error(path, f"not a TorchScript archive with one data.pkl; {TORCHSCRIPT_HINT}")
-            prefix = pickles[0].rsplit("/", 1)[0]
-            root = _RestrictedUnpickler(io.BytesIO(archive.read(pickles[0])), archive, prefix, path).load()
-    except PPADError: raise
-    except Exception as e:  # a damaged archive: say so in one line
-        raise input_error(path, f"cannot read this TorchScript archive ({type(e).__name__}: {str(e)[:120]}); is it truncated?") from None
-    found = {}
-    _collect_tensors(root, "", found)
+    path, found = Path(path), {}
+    _collect_tensors(_unpickle_archive(path), "", found)
     if not found: raise input_error(path, f"no tensors found in this TorchScript archive; {TORCHSCRIPT_HINT}")
     return found
