@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
@@ -63,6 +64,7 @@ def _models(backbone: str, device: str, precision: str, train: bool = False) -> 
                 models[name].ctx.copy_(models["fp32"].ctx); models[name].mask_embedding.copy_(models["fp32"].mask_embedding)
     return models
 
+# %% ../nbs/09_bench.ipynb #67f47b5f
 def _bare_passes(model, images):
     "Five bare passes of CLIP's image encoder (no prompt), in the model's precision."
     from ppad_nb.model import encode_image_prompted
@@ -71,38 +73,66 @@ def _bare_passes(model, images):
             if model.precision == "release": encode_image_prompted(model.clip, images, None, None)  # open_clip's own forward wants float32
             else: model.clip.encode_image(images)
 
+# %% ../nbs/09_bench.ipynb #b1ec5568
+def _real_batch(split: str, batch_size: int, device: str):
+    "The first `batch_size` X-rays of the bundled sample's `split` (repeated when too few), as one tensor."
+    import torch
+    files = bundled_sample(split).files
+    return torch.stack([to_tensor(load_image(files[i % len(files)])) for i in range(batch_size)]).to(device)
+
+def _synchronize(device: str):
+    "Wait for the GPU, so that a timing covers the work and not only its launch."
+    import torch
+    if device.startswith("cuda"): torch.cuda.synchronize()
+
+# %% ../nbs/09_bench.ipynb #7bf87046
+def _alternate(calls: dict, repeats: int) -> dict:
+    "Seconds of each call, timed `repeats` times in turn, so that every variant sees the same machine."
+    seconds = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items(): seconds[name].append(time_calls(lambda _: call(), 1, warmup=0)[0])
+    return seconds
+
+# %% ../nbs/09_bench.ipynb #7127ba27
+def _environment(bench: str, backbone: str, batch_size: int, repeats: int, device: str, precision: str) -> dict:
+    "What a result was measured on and with."
+    import torch
+    return {"bench": bench, "backbone": backbone, "batch_size": batch_size, "repeats": repeats, "device": device, "precision": precision,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability() if device == "cpu" else None}
+
+# %% ../nbs/09_bench.ipynb #f669851c
 def bench_infer(backbone: str = "random:ViT-B-32", batch_size: int = 16, repeats: int = 5, device: str = "cpu", precision: str = "fp32") -> dict:
     "Images per second of region_probs + aggregate (and of float32, alternately, for another precision), next to five bare encode_image passes."
     import torch
     from ppad_nb.evaluate import aggregate
-    models = _models(backbone, device, precision)
-    files = bundled_sample("test").files
-    images = torch.stack([to_tensor(load_image(files[i % len(files)])) for i in range(batch_size)]).to(device)
+    models, images = _models(backbone, device, precision), _real_batch("test", batch_size, device)
     def ours(name):
         scores = aggregate(models[name].region_probs(images))
-        if device.startswith("cuda"): torch.cuda.synchronize()
+        _synchronize(device)
         return scores
-    def bound(_):
-        _bare_passes(models[precision], images)
-        if device.startswith("cuda"): torch.cuda.synchronize()
-    seconds = {name: [] for name in models}
-    bound_s = []
+    def bound(): _bare_passes(models[precision], images); _synchronize(device)
     with torch.inference_mode():
-        scores = {name: ours(name).float() for name in models}; bound(0)  # warm-up, and the scores to compare
-        for _ in range(repeats):  # alternately, so that every variant sees the same machine
-            for name in models: seconds[name].append(time_calls(lambda _: ours(name), 1, warmup=0)[0])
-            bound_s.append(time_calls(bound, 1, warmup=0)[0])
-    images_per_s, bound_per_s = batch_size / float(np.median(seconds[precision])), batch_size / float(np.median(bound_s))
-    result = {"bench": "infer", "backbone": backbone, "batch_size": batch_size, "repeats": repeats, "device": device, "precision": precision,
-              "cpu_capability": torch.backends.cpu.get_cpu_capability() if device == "cpu" else None,
-              "images_per_s": images_per_s, "bound_images_per_s": bound_per_s, "ratio": images_per_s / bound_per_s}
+        scores = {name: ours(name).float() for name in models}; bound()  # warm-up, and the scores to compare
+        seconds = _alternate({**{name: partial(ours, name) for name in models}, "bound": bound}, repeats)
+    per_s = {name: batch_size / float(np.median(s)) for name, s in seconds.items()}
+    result = _environment("infer", backbone, batch_size, repeats, device, precision)
+    result.update(images_per_s=per_s[precision], bound_images_per_s=per_s["bound"], ratio=per_s[precision] / per_s["bound"])
     if precision != "fp32":
-        fp32_per_s = batch_size / float(np.median(seconds["fp32"]))
-        result.update(fp32_images_per_s=fp32_per_s, speedup=images_per_s / fp32_per_s,
+        result.update(fp32_images_per_s=per_s["fp32"], speedup=per_s[precision] / per_s["fp32"],
                       max_abs_score_diff=float((scores[precision] - scores["fp32"]).abs().max()))
     return result
 
 # %% ../nbs/09_bench.ipynb #27c2d2b3
+def _training_batch(batch_size: int, device: str, seed: int = 0) -> tuple:
+    "Real X-rays, each with a random region and a random target (normal or abnormal), as in training."
+    import torch
+    rng = np.random.default_rng(seed)
+    images = _real_batch("train", batch_size, device)
+    regions = torch.from_numpy(rng.integers(0, 5, batch_size)).to(device)
+    targets = torch.nn.functional.one_hot(torch.from_numpy(rng.integers(0, 2, batch_size)), 2).float().to(device)
+    return images, regions, targets
+
+# %% ../nbs/09_bench.ipynb #c328d1ab
 def bench_train(backbone: str = "random:ViT-B-32", batch_size: int = 16, repeats: int = 5, device: str = "cpu", seed: int = 0,
                 precision: str = "fp32") -> dict:
     "Median seconds per training step (forward, backward, SGD step) on a batch of real X-rays (and of float32, alternately)."
@@ -110,11 +140,7 @@ def bench_train(backbone: str = "random:ViT-B-32", batch_size: int = 16, repeats
     from ppad_nb.train import ppad_loss, prompt_optimizer
     models = _models(backbone, device, precision, train=True)
     optimizers = {name: prompt_optimizer(model, lr=1e-3, momentum=0.9)[0] for name, model in models.items()}
-    rng = np.random.default_rng(seed)
-    files = bundled_sample("train").files
-    images = torch.stack([to_tensor(load_image(files[i % len(files)])) for i in range(batch_size)]).to(device)
-    regions = torch.from_numpy(rng.integers(0, 5, batch_size)).to(device)
-    targets = torch.nn.functional.one_hot(torch.from_numpy(rng.integers(0, 2, batch_size)), 2).float().to(device)
+    images, regions, targets = _training_batch(batch_size, device, seed)
     with torch.no_grad():  # the abnormal probabilities of the batch, each image in its region, before any step
         probs = {name: model(images, regions).float().softmax(-1)[:, 1] for name, model in models.items()}
     def step(name):
@@ -122,14 +148,11 @@ def bench_train(backbone: str = "random:ViT-B-32", batch_size: int = 16, repeats
         optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
         optimizers[name].step()
-        if device.startswith("cuda"): torch.cuda.synchronize()
+        _synchronize(device)
     for name in models: step(name)  # warm-up
-    seconds = {name: [] for name in models}
-    for _ in range(repeats):  # alternately, so that every variant sees the same machine
-        for name in models: seconds[name].append(time_calls(lambda _: step(name), 1, warmup=0)[0])
-    result = {"bench": "train", "backbone": backbone, "batch_size": batch_size, "repeats": repeats, "device": device, "precision": precision,
-              "cpu_capability": torch.backends.cpu.get_cpu_capability() if device == "cpu" else None,
-              "median_step_s": float(np.median(seconds[precision])), "min_step_s": float(np.min(seconds[precision])), "regions": regions.tolist()}
+    seconds = _alternate({name: partial(step, name) for name in models}, repeats)
+    result = _environment("train", backbone, batch_size, repeats, device, precision)
+    result.update(median_step_s=float(np.median(seconds[precision])), min_step_s=float(np.min(seconds[precision])), regions=regions.tolist())
     if precision != "fp32":
         result.update(fp32_median_step_s=float(np.median(seconds["fp32"])), speedup=float(np.median(seconds["fp32"]) / np.median(seconds[precision])),
                       max_abs_score_diff=float((probs[precision] - probs["fp32"]).abs().max()))
@@ -146,12 +169,14 @@ def report_sas(result: dict) -> str:
     if "speedup" in result: lines.append(f"speed-up over the reference (ratio of medians, same run): {result['speedup']:.1f}x")
     return "\n".join(lines)
 
+# %% ../nbs/09_bench.ipynb #ba718479
 def _precision_lines(result: dict, what: str) -> list:
     "How the precision compares with float32 in the same run."
     if result.get("precision", "fp32") == "fp32": return []
     return [f"{result['precision']} vs float32 (same run, alternately): {result['speedup']:.2f}x {what}; "
             f"largest |score difference| on the same images: {result['max_abs_score_diff']:.2e}"]
 
+# %% ../nbs/09_bench.ipynb #af1f6340
 def report_infer(result: dict) -> str:
     "The `infer` result as a readable table."
     precision = result.get("precision", "fp32")
@@ -161,6 +186,7 @@ def report_infer(result: dict) -> str:
     return "\n".join([f"ppad-bench infer: {result['backbone']}, batch {result['batch_size']}, {result['device']}, median of {result['repeats']}",
                       format_table(["", "images/s"], rows), f"ratio to the bound (same run): {result['ratio']:.3f}"] + _precision_lines(result, "the images per second"))
 
+# %% ../nbs/09_bench.ipynb #69abf717
 def report_train(result: dict) -> str:
     "The `train` result as a readable table."
     precision = result.get("precision", "fp32")
@@ -169,6 +195,17 @@ def report_train(result: dict) -> str:
     return "\n".join([f"ppad-bench train: {result['backbone']}, batch {result['batch_size']}, {result['device']}, {result['repeats']} steps "
                       f"(regions {result['regions']})", format_table(["step", "seconds"], rows)] + _precision_lines(result, "the steps per second"))
 
+# %% ../nbs/09_bench.ipynb #e2af022f
+def _add_model_options(command, unit: str, units: str):
+    "The options of the benchmarks that run a model (`infer`, `train`)."
+    command.add_argument("--backbone", default="random:ViT-B-32", help="CLIP weights file or random:ViT-B-32 / random:tiny (default random:ViT-B-32)")
+    command.add_argument("--batch-size", type=int, default=16, help=f"images per {unit} (default 16)")
+    command.add_argument("--repeats", type=int, default=5, help=f"timed {units} (default 5)")
+    command.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    command.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    add_options(command, "precision")  # another precision is timed alternately with float32, in the same run
+
+# %% ../nbs/09_bench.ipynb #a4d5de9b
 def bench_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppad-bench", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -183,15 +220,10 @@ def bench_parser() -> argparse.ArgumentParser:
     sas.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     infer = commands.add_parser("infer", help="images per second of scoring (five regions), next to five bare encode_image passes")
     train = commands.add_parser("train", help="seconds per training step (forward, backward, optimiser step)")
-    for command, unit, units in ((infer, "batch", "batches"), (train, "step", "steps")):
-        command.add_argument("--backbone", default="random:ViT-B-32", help="CLIP weights file or random:ViT-B-32 / random:tiny (default random:ViT-B-32)")
-        command.add_argument("--batch-size", type=int, default=16, help=f"images per {unit} (default 16)")
-        command.add_argument("--repeats", type=int, default=5, help=f"timed {units} (default 5)")
-        command.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-        command.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-        add_options(command, "precision")  # another precision is timed alternately with float32, in the same run
+    for command, unit, units in ((infer, "batch", "batches"), (train, "step", "steps")): _add_model_options(command, unit, units)
     return parser
 
+# %% ../nbs/09_bench.ipynb #b698f511
 def bench(argv=None):
     "The `ppad-bench` command."
     args = bench_parser().parse_args(argv)
@@ -205,4 +237,5 @@ def bench(argv=None):
         result = measure(args.backbone, args.batch_size, args.repeats, args.device, precision=args.precision)
         print(json.dumps(result) if args.json else report(result))
 
+# %% ../nbs/09_bench.ipynb #0a916f0b
 def main(): sys.exit(run_script(bench, prog="ppad-bench"))

@@ -6,41 +6,44 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
 from .config import PPADError, atomic_write, clip_weights_path, default_device, get_preset, input_error
 from .safety import check_device, check_finite, check_seed, check_writable, folder_lock
 from .data import REGION_LABELS, list_images, load_image
-from .synthesis import STRENGTHS, outline, paste_patch, synthesize_anomaly
+from .synthesis import STRENGTHS, synthesized_tiles, write_grid_png
 
 # %% auto #0
-__all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'DEMO_ENTRIES', 'DEMO_MARK', 'torchrun_env', 'quiet_on_this_rank', 'run_script',
-           'format_table', 'check_output', 'add_options', 'render_grid', 'synthesized_tiles', 'synthesize_grid',
-           'write_grid_png', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error', 'start_shard', 'leave_job',
-           'score_shards', 'score_parser', 'score', 'score_main', 'train_parser', 'train_command', 'train_main',
-           'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser', 'reproduce_command',
-           'reproduce_main', 'job_devices', 'reproduce_jobs', 'predict_parser', 'predict', 'predict_main', 'banner',
-           'demo', 'demo_parser', 'demo_command', 'demo_main']
+__all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'torchrun_env', 'quiet_on_this_rank', 'os_error_line', 'run_script',
+           'format_table', 'check_output', 'add_options', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error',
+           'start_shard', 'leave_job', 'score_shards', 'score_parser', 'score', 'score_main', 'train_parser',
+           'train_command', 'train_main', 'evaluate_parser', 'metrics_line', 'evaluate_command', 'evaluate_main',
+           'reproduce_parser', 'reproduce_command', 'reproduce_main', 'job_devices', 'reproduce_jobs', 'predict_parser',
+           'predict_record', 'explanation', 'predict', 'predict_main', 'demo_parser', 'demo_command', 'demo_main']
 
 # %% ../nbs/08_cli.ipynb #4f464b82
-import os
-
 def torchrun_env() -> tuple | None:
     "(rank, world size, local rank) from torchrun's `RANK`, `WORLD_SIZE` and `LOCAL_RANK`; None when not started by torchrun."
     if "WORLD_SIZE" not in os.environ: return None
     try: return tuple(int(os.environ[name]) for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
     except (KeyError, ValueError): raise PPADError("WORLD_SIZE is set, but RANK or LOCAL_RANK is missing or not a number: start sharded runs with torchrun")
 
+# %% ../nbs/08_cli.ipynb #0b182dfc
 def quiet_on_this_rank(error: PPADError) -> bool:
     "Whether `run_script` should leave `error` unprinted: another rank reports it (one line for the whole job)."
     if getattr(error, "quiet", False): return True
     try: env = torchrun_env()
     except PPADError: return False
     return env is not None and env[1] > 1 and env[0] != 0 and not getattr(error, "rank_error", False)
+
+# %% ../nbs/08_cli.ipynb #ff0e2a97
+def os_error_line(error: OSError) -> str:
+    "The machine's refusal (a full disk, permissions, a vanished file) as `file: reason`."
+    return f"{error.filename + ': ' if error.filename else ''}{error.strerror or error}"
 
 # %% ../nbs/08_cli.ipynb #1955b210
 def run_script(main, argv=None, prog: str | None = None) -> int:
@@ -58,8 +61,8 @@ def run_script(main, argv=None, prog: str | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
-    except OSError as e:  # the machine said no (disk full, permissions, a vanished file): one line, as for input errors
-        print(f"{prog}: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+    except OSError as e:  # the machine said no: one line, as for input errors
+        print(f"{prog}: error: {os_error_line(e)}", file=sys.stderr)
         return 2
     finally:
         warnings.showwarning = show
@@ -98,76 +101,13 @@ SHARED_OPTIONS = {
                            "and optimiser in float32"),
 }
 
+# %% ../nbs/08_cli.ipynb #c3261ad0
 def add_options(parser: argparse.ArgumentParser, *names: str):
     "Add shared options by name (see `SHARED_OPTIONS`)."
     for name in names: parser.add_argument(f"--{name}", **SHARED_OPTIONS[name])
 
-# %% ../nbs/08_cli.ipynb #8ff36314
-def render_grid(tiles, captions, columns: int = 4) -> Image.Image:
-    "Tiles (RGB uint8 arrays of one size) with a caption strip under each, in a grid."
-    height, width = tiles[0].shape[:2]
-    strip = 18
-    rows = -(-len(tiles) // columns)
-    grid = Image.new("RGB", (columns * width, rows * (height + strip)), "white")
-    draw = ImageDraw.Draw(grid)
-    font = ImageFont.load_default()
-    for i, (tile, caption) in enumerate(zip(tiles, captions)):
-        x, y = (i % columns) * width, (i // columns) * (height + strip)
-        grid.paste(Image.fromarray(tile), (x, y))
-        draw.text((x + 3, y + height + 3), caption[: width // 6], fill="black", font=font)
-    return grid
-
 # %% ../nbs/08_cli.ipynb #8c5a8f95
-REGION_CHOICES = {**{str(i): i for i in range(5)}, **{label: i for i, label in enumerate(REGION_LABELS)}, "random": None}
-
-def synthesized_tiles(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
-                      size: int = 224, show_outline: bool = True, progress: bool = True):
-    "Yield `count` anomalies from `files` one at a time, as (RGB tile, caption, record)."
-    from tqdm.auto import tqdm
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(files))
-    for i in tqdm(range(count), desc="synthesizing", unit="image", disable=not progress or None, leave=False):
-        file = files[order[i % len(files)]]
-        image = load_image(file, size)
-        chosen_region = int(rng.integers(5)) if region is None else region
-        if method == "sas":
-            result = synthesize_anomaly(image, chosen_region, rng=rng, strength=strength)
-            label = f"w={result.strength:g}"
-        else:
-            source_file = files[order[(i + 1) % len(files)]] if len(files) > 1 else file
-            result = paste_patch(image, load_image(source_file, size), chosen_region, rng=rng)
-            label = f"opacity={result.strength:.2f}"
-        tile = np.repeat(result.image[..., None], 3, axis=2)
-        if show_outline: tile[outline(result.mask)] = (255, 64, 64)
-        yield tile, f"{file.stem} {REGION_LABELS[chosen_region]} {label}", {"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre}
-
-def synthesize_grid(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
-                    size: int = 224, show_outline: bool = True, progress: bool = True):
-    "Synthesize `count` anomalies from `files` and return (grid image, list of per-tile records)."
-    tiles, captions, records = zip(*synthesized_tiles(files, count, seed, region, strength, method, size, show_outline, progress))
-    return render_grid(tiles, captions, columns=min(count, 4)), list(records)
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    import struct, zlib
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-def write_grid_png(f, tiles, count: int, columns: int = 4) -> int:
-    "Write (tile, caption, ...) items as a PNG grid into the binary file `f`, one row of tiles at a time: memory holds one row, whatever `count`."
-    import struct, zlib
-    columns, compressor, rows, written = min(count, columns), zlib.compressobj(6), -(-count // min(count, columns)), 0
-    def flush(row):
-        strip = np.asarray(render_grid([t for t, *_ in row], [c for _, c, *_ in row], columns=columns))   # (h + 18, columns * w, 3)
-        if written == len(row):  # the first row sets the picture's size
-            f.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", strip.shape[1], strip.shape[0] * rows, 8, 2, 0, 0, 0)))
-        data = compressor.compress(np.concatenate([np.zeros((strip.shape[0], 1), np.uint8), strip.reshape(strip.shape[0], -1)], axis=1).tobytes())
-        if data: f.write(_png_chunk(b"IDAT", data))
-    row = []
-    for item in tiles:
-        row.append(item); written += 1
-        if len(row) == columns: flush(row); row = []
-    if row: flush(row)
-    f.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
-    return written
+REGION_CHOICES = {**{str(i): i for i in range(5)}, **{label: i for i, label in enumerate(REGION_LABELS)}, "random": None}  # --region: a number, a label, or random
 
 # %% ../nbs/08_cli.ipynb #f7991dd4
 def synth_parser() -> argparse.ArgumentParser:
@@ -189,6 +129,7 @@ def synth_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     return parser
 
+# %% ../nbs/08_cli.ipynb #cacf02fc
 def synth(argv=None):
     "The `ppad-synth` command."
     args = synth_parser().parse_args(argv)
@@ -202,6 +143,7 @@ def synth(argv=None):
     with atomic_write(out, "wb") as f: write_grid_png(f, tiles, args.count)  # streamed: memory stays flat with --count
     print(f"wrote {out} ({args.count} {args.method} anomalies from {len(files)} images in {args.images}, seed {args.seed})")
 
+# %% ../nbs/08_cli.ipynb #92bc7bb4
 def synth_main(): sys.exit(run_script(synth, prog="ppad-synth"))
 
 # %% ../nbs/08_cli.ipynb #1f195bf4
@@ -221,12 +163,14 @@ class Shard:
         "The indices of `n` items that this rank takes: one contiguous block, so that the blocks in rank order are the items in order."
         return range(self.rank * n // self.world, (self.rank + 1) * n // self.world)
 
+# %% ../nbs/08_cli.ipynb #34578ff2
 def rank_error(shard: Shard, error: PPADError) -> PPADError:
     "`error`, prefixed with the rank that met it and marked to be printed by that rank."
     marked = PPADError(f"rank {shard.rank}/{shard.world}: {error}")
     marked.rank_error = True
     return marked
 
+# %% ../nbs/08_cli.ipynb #d87c5210
 def start_shard(device: str) -> Shard:
     "Join the torchrun job if there is one (NCCL with one GPU per rank on CUDA, gloo on the CPU); else one shard of one."
     env = torchrun_env()
@@ -245,10 +189,10 @@ def start_shard(device: str) -> Shard:
         atexit.register(leave_job)
     return shard
 
+# %% ../nbs/08_cli.ipynb #574338e7
 def leave_job():
     "At exit: wait (a minute at most) until every rank is done, then leave, so no rank tears down a link another still uses."
-    import datetime
-    import torch.distributed as dist
+    import datetime, torch.distributed as dist
     if not dist.is_initialized(): return
     try:
         if dist.get_backend() == "gloo": dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
@@ -256,35 +200,44 @@ def leave_job():
     except Exception: pass  # a rank that died already said why; leaving must not add a second error
     dist.destroy_process_group()
 
+# %% ../nbs/08_cli.ipynb #a899c416
+def _stop_if_any_failed(shard: Shard, error: PPADError | None, on: str):
+    "Every rank learns whether any failed, so none waits for the others: the failing rank raises its error, the others a quiet stop."
+    import torch, torch.distributed as dist
+    failed = torch.tensor([int(error is not None)], device=on)
+    dist.all_reduce(failed, op=dist.ReduceOp.MAX)
+    if error is not None: raise rank_error(shard, error)
+    if failed.item():
+        stop = PPADError("another rank failed")
+        stop.quiet = True
+        raise stop
+
+# %% ../nbs/08_cli.ipynb #a12ccd01
+def _gather_probs(shard: Shard, probs: np.ndarray, n: int, on: str) -> np.ndarray | None:
+    "Rank 0: every rank's region probabilities of `n` images, in rank order (the images' order); the other ranks: None."
+    import torch, torch.distributed as dist
+    mine = torch.zeros(-(-n // shard.world), 5, dtype=torch.float32, device=on)
+    mine[:len(probs)] = torch.from_numpy(probs).to(on)
+    parts = [torch.empty_like(mine) for _ in range(shard.world)]
+    dist.all_gather(parts, mine)
+    if not shard.main: return None
+    return torch.cat([parts[r][:len(Shard(r, shard.world).share(n))] for r in range(shard.world)]).cpu().numpy()
+
+# %% ../nbs/08_cli.ipynb #fefdd578
 def score_shards(shard: Shard, model, files, *args, progress: bool = True, **options) -> dict | None:
     "`score_images` on this rank's share of `files`; rank 0 gets every share back in the order of `files`, the other ranks None."
-    from ppad_nb.evaluate import score_images
+    from ppad_nb.evaluate import aggregate, score_images
     files = [Path(f) for f in files]
     if shard.world == 1: return score_images(model, files, *args, progress=progress, **options)
-    import torch
-    import torch.distributed as dist
     share = shard.share(len(files))
     print(f"rank {shard.rank}/{shard.world}: {len(share)} of {len(files)} images", file=sys.stderr, flush=True)
     part, error = None, None
     try: part = score_images(model, files[share.start:share.stop], *args, progress=progress and shard.main, **options)
     except PPADError as e: error = e
     on = shard.device if shard.device.startswith("cuda") else "cpu"  # NCCL exchanges GPU tensors, gloo CPU ones
-    failed = torch.tensor([int(error is not None)], device=on)
-    dist.all_reduce(failed, op=dist.ReduceOp.MAX)  # every rank learns whether any failed, so none waits for the others
-    if error is not None: raise rank_error(shard, error)
-    if failed.item():
-        stop = PPADError("another rank failed")
-        stop.quiet = True
-        raise stop
-    longest = -(-len(files) // shard.world)
-    mine = torch.zeros(longest, 5, dtype=torch.float32, device=on)
-    mine[:len(share)] = torch.from_numpy(part["probs"]).to(on)
-    parts = [torch.empty_like(mine) for _ in range(shard.world)]
-    dist.all_gather(parts, mine)
-    if not shard.main: return None
-    from ppad_nb.evaluate import aggregate
-    probs = torch.cat([parts[r][:len(Shard(r, shard.world).share(len(files)))] for r in range(shard.world)]).cpu().numpy()
-    return {"files": files, "probs": probs, "scores": aggregate(probs)}
+    _stop_if_any_failed(shard, error, on)
+    probs = _gather_probs(shard, part["probs"], len(files), on)
+    return None if probs is None else {"files": files, "probs": probs, "scores": aggregate(probs)}
 
 # %% ../nbs/08_cli.ipynb #d0e03d0d
 def score_parser() -> argparse.ArgumentParser:
@@ -304,6 +257,7 @@ def score_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     return parser
 
+# %% ../nbs/08_cli.ipynb #a15be682
 def score(argv=None):
     "The `ppad-score` command."
     from ppad_nb.evaluate import write_scores
@@ -323,6 +277,7 @@ def score(argv=None):
     print(f"wrote {out}: {len(files)} images, mean score {result['scores'].mean():.4f}, "
           f"{int((result['scores'] > 0.5).sum())} above 0.5")
 
+# %% ../nbs/08_cli.ipynb #a83736ba
 def score_main(): sys.exit(run_script(score, prog="ppad-score"))
 
 # %% ../nbs/08_cli.ipynb #38cdf33d
@@ -347,6 +302,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--settings", default=None, help="settings file with the presets (default: the kit's settings.ini)")
     return parser
 
+# %% ../nbs/08_cli.ipynb #778ecfb8
 def train_command(argv=None):
     "The `ppad-train` command."
     from ppad_nb.train import train
@@ -366,6 +322,7 @@ def train_command(argv=None):
     print(f"finished {result.preset.name} seed {result.seed}: {len(history)} iterations, loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f}")
     print(f"run folder: {result.run_dir} (learner.safetensors, learner_official.pt, shots.csv, heldout.csv, history.csv, loss.png, run.json)")
 
+# %% ../nbs/08_cli.ipynb #20ffef44
 def train_main(): sys.exit(run_script(train_command, prog="ppad-train"))
 
 # %% ../nbs/08_cli.ipynb #faf60a4d
@@ -388,33 +345,47 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="replace an existing report")
     return parser
 
-def evaluate_command(argv=None):
-    "The `ppad-evaluate` command."
-    from ppad_nb.config import data_root, preset_from_dict
-    from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import METRIC_NAMES, compute_metrics, percent, run_heldout, write_report
-    from ppad_nb.model import PPAD, load_clip
+# %% ../nbs/08_cli.ipynb #a8168a78
+def _evaluation_plan(args) -> tuple:
+    "(preset, learner, CLIP weights, data folder, report folder, run folder or None) from `ppad-evaluate`'s arguments."
+    from ppad_nb.config import preset_from_dict
     from ppad_nb.train import read_run_state, run_learner
-    args = evaluate_parser().parse_args(argv)
     if (args.run is None) == (args.learner is None): raise PPADError("give either --run or --learner")
-    if args.run is not None:
-        run_dir = Path(args.run)
-        state = read_run_state(run_dir) if run_dir.is_dir() else None
-        if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
-        if not state.get("finished"): raise input_error(run_dir, "holds an unfinished run; finish it with ppad-train --resume first")
-        preset = get_preset(args.preset) if args.preset else preset_from_dict(state["preset"])
-        learner, weights = run_learner(run_dir), args.clip_weights or state.get("clip", {}).get("spec")
-        data, out = args.data or state.get("data"), Path(args.out) if args.out else run_dir / "report"
-    else:
+    if args.run is None:
         if args.preset is None: raise PPADError("--learner needs --preset (which data set, and how to read it)")
         preset, learner, weights = get_preset(args.preset), Path(args.learner), clip_weights_path(args.clip_weights)
-        data, out = args.data, Path(args.out) if args.out else None
-        if out is None: raise PPADError("--learner needs --out (the report folder)")
+        if args.out is None: raise PPADError("--learner needs --out (the report folder)")
+        return preset, learner, weights, args.data, Path(args.out), None
+    run_dir = Path(args.run)
+    state = read_run_state(run_dir) if run_dir.is_dir() else None
+    if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
+    if not state.get("finished"): raise input_error(run_dir, "holds an unfinished run; finish it with ppad-train --resume first")
+    preset = get_preset(args.preset) if args.preset else preset_from_dict(state["preset"])
+    learner, weights = run_learner(run_dir), args.clip_weights or state.get("clip", {}).get("spec")
+    return preset, learner, weights, args.data or state.get("data"), Path(args.out) if args.out else run_dir / "report", run_dir
+
+# %% ../nbs/08_cli.ipynb #66c18f0d
+def metrics_line(report: Path, metrics: dict) -> str:
+    "The four metrics, each with the 95% bootstrap interval recorded in `report`/metrics.json, in one line."
+    import json
+    from ppad_nb.evaluate import METRIC_NAMES, percent
+    ci = json.loads((Path(report) / "metrics.json").read_text())["ci"]
+    return ", ".join(f"{METRIC_NAMES[k]} {percent(metrics[k])} [{percent(ci[k][0])}, {percent(ci[k][1])}]" for k in METRIC_NAMES)
+
+# %% ../nbs/08_cli.ipynb #06e75ddd
+def evaluate_command(argv=None):
+    "The `ppad-evaluate` command."
+    from ppad_nb.config import data_root
+    from ppad_nb.data import read_dataset
+    from ppad_nb.evaluate import compute_metrics, run_heldout, write_report
+    from ppad_nb.model import PPAD, load_clip
+    args = evaluate_parser().parse_args(argv)
+    preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
     check_writable(out, folder=True)
     test_set = read_dataset(data_root(preset, data), preset.layout, "test")
-    heldout = run_heldout(run_dir, data_root(preset, data)) if args.run is not None else None  # the normals the run did not train on
+    heldout = run_heldout(run_dir, data_root(preset, data)) if run_dir is not None else None  # the normals the run did not train on
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
     device = shard.device
     model = PPAD.from_learner(load_clip(weights, device=device, precision=args.precision), learner)
@@ -425,12 +396,10 @@ def evaluate_command(argv=None):
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
     write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights), "precision": args.precision})
-    import json
-    ci = json.loads((out / "metrics.json").read_text())["ci"]
-    print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])} [{percent(ci[k][0])}, {percent(ci[k][1])}]" for k in METRIC_NAMES)
-          + f" on {len(test_set)} images (95% bootstrap intervals)")
+    print(metrics_line(out, result["metrics"]) + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
 
+# %% ../nbs/08_cli.ipynb #141151d6
 def evaluate_main(): sys.exit(run_script(evaluate_command, prog="ppad-evaluate"))
 
 # %% ../nbs/08_cli.ipynb #4a0f9c29
@@ -455,6 +424,7 @@ def reproduce_parser() -> argparse.ArgumentParser:
                         "are visible, else the CPU threads shared out; the results are those of a serial run (default 1)")
     return parser
 
+# %% ../nbs/08_cli.ipynb #3387545d
 def reproduce_command(argv=None):
     "The `ppad-reproduce` command."
     from ppad_nb.baselines import reproduce
@@ -474,6 +444,7 @@ def reproduce_command(argv=None):
     print((out / "table.md").read_text())
     print(f"table: {out / 'table.md'} and {out / 'table.csv'}")
 
+# %% ../nbs/08_cli.ipynb #af227c19
 def reproduce_main(): sys.exit(run_script(reproduce_command, prog="ppad-reproduce"))
 
 # %% ../nbs/08_cli.ipynb #34508d58
@@ -487,6 +458,7 @@ def _start_job_process(devices, threads):
         import torch
         torch.set_num_threads(threads)
 
+# %% ../nbs/08_cli.ipynb #1e3a67d7
 def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, workers: int = 0, shots_file=None, precision: str = "fp32"):
     "Train one (method, seed) run as `reproduce` trains it, in this job process; a finished run is left as it is."
     from dataclasses import replace
@@ -502,6 +474,7 @@ def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, 
           workers=workers, device=_JOB_DEVICE, clip=resolve_clip(clip_weights, device=_JOB_DEVICE, precision=precision), progress=False,
           model_options=method.model_options, shots_file=shots_file)
 
+# %% ../nbs/08_cli.ipynb #da49e83b
 def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
     "The device of each job process (a GPU each, in turn, when several are visible) and the CPU threads each gets on the CPU."
     import torch
@@ -509,6 +482,7 @@ def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
         return [f"cuda:{i % torch.cuda.device_count()}" for i in range(jobs)], None
     return [device] * jobs, max(1, (os.cpu_count() or 1) // jobs) if device == "cpu" else None
 
+# %% ../nbs/08_cli.ipynb #099a23aa
 def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device: str | None = None, settings=None, out="reproduce",
                    data=None, clip_weights=None, workers: int = 0, splits=None, precision: str = "fp32", **overrides) -> list:
     "Train the (method, seed) runs of `reproduce` in `jobs` processes, into the run folders a serial run uses; `reproduce` then evaluates them and writes the table."
@@ -557,6 +531,7 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="replace figures that exist in --out")
     return parser
 
+# %% ../nbs/08_cli.ipynb #c8910332
 def _operating_point(run_dir: Path, name: str) -> tuple:
     "(threshold, name) of an operating point in the report of an evaluated run."
     import json
@@ -566,16 +541,10 @@ def _operating_point(run_dir: Path, name: str) -> tuple:
     if name not in points: raise input_error(metrics, f"has no operating point {name!r} (it has: {', '.join(points) or 'none'}); pass --operating-point")
     return float(points[name]["threshold"]), name
 
-def predict(argv=None) -> list:
-    "The `ppad-predict` command; returns one record per image."
-    import json
-    from ppad_nb.evaluate import PROB_COLUMNS, score_images
-    from ppad_nb.model import PPAD, load_clip
+# %% ../nbs/08_cli.ipynb #d8820c1b
+def _predict_settings(args) -> tuple:
+    "(learner, CLIP weights, size, threshold, operating point) of `ppad-predict`: from `--run`, `--threshold` or the defaults."
     from ppad_nb.train import read_run_state, run_learner
-    args = predict_parser().parse_args(argv)
-    files = [Path(f) for f in args.images]
-    for f in files:
-        if not f.is_file(): raise input_error(f, "folder, not an image file" if f.is_dir() else "file not found")
     learner, weights, size, threshold, point = args.learner, args.clip_weights, args.size, 0.5, "fixed_0.5"
     if args.run is not None:
         run_dir = Path(args.run)
@@ -590,100 +559,62 @@ def predict(argv=None) -> list:
     if learner is None: raise PPADError("no learner: pass --learner (or --run)")
     weights = clip_weights_path(weights)
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
-    figures = {}
-    if args.out is not None:
-        out = Path(args.out)
-        if out.exists() and not out.is_dir(): raise input_error(out, "exists and is not a folder")
-        for i, f in enumerate(files):
-            name = f"{f.stem}.png" if [g.stem for g in files].count(f.stem) == 1 else f"{f.stem}-{i + 1}.png"
-            figures[f] = check_output(out / name, args.force)
+    return learner, weights, size or 224, threshold, point
+
+# %% ../nbs/08_cli.ipynb #d8e384fb
+def _figure_paths(files, out, force: bool) -> dict:
+    "The figure of each image in `out` (IMAGE-NAME.png, numbered where names repeat), each checked as an output."
+    if out is None: return {}
+    out = Path(out)
+    if out.exists() and not out.is_dir(): raise input_error(out, "exists and is not a folder")
+    stems = [f.stem for f in files]
+    return {f: check_output(out / (f"{f.stem}.png" if stems.count(f.stem) == 1 else f"{f.stem}-{i + 1}.png"), force) for i, f in enumerate(files)}
+
+# %% ../nbs/08_cli.ipynb #b108ce21
+def predict_record(file, probs, score: float, threshold: float, point: str) -> dict:
+    "What `ppad-predict --json` prints for one image."
+    from ppad_nb.evaluate import CONFIDENT, PROB_COLUMNS
+    decision = "abnormal" if score > threshold else "normal"
+    return {"file": str(file), "score": round(float(score), 6), "threshold": threshold, "operating_point": point, "decision": decision,
+            "rule": "max" if probs.max() > CONFIDENT else "mean", **{c: round(float(p), 6) for c, p in zip(PROB_COLUMNS, probs)}}
+
+# %% ../nbs/08_cli.ipynb #59670ee0
+def explanation(file, probs, score: float, threshold: float, point: str, figure=None) -> str:
+    "What `ppad-predict` prints for one image."
+    from ppad_nb.widgets import decision_rule  # the region-prompt viewer's words
+    decision = "abnormal" if score > threshold else "normal"
+    lines = [f"{file}: score {score:.4f} -> {decision.upper()} (threshold {threshold:.4f}, {point})", f"  rule: {decision_rule(probs)}",
+             "  regions: " + "  ".join(f"{label} {p:.4f}" for label, p in zip(REGION_LABELS, probs))]
+    return "\n".join(lines + ([f"  figure: {figure}"] if figure is not None else []))
+
+# %% ../nbs/08_cli.ipynb #778ddf54
+def predict(argv=None) -> list:
+    "The `ppad-predict` command; returns one record per image."
+    import json
+    from ppad_nb.evaluate import score_images
+    from ppad_nb.model import PPAD, load_clip
+    from ppad_nb.widgets import region_panels  # the region-prompt viewer's figure
+    args = predict_parser().parse_args(argv)
+    files = [Path(f) for f in args.images]
+    for f in files:
+        if not f.is_file(): raise input_error(f, "folder, not an image file" if f.is_dir() else "file not found")
+    learner, weights, size, threshold, point = _predict_settings(args)
+    figures = _figure_paths(files, args.out, args.force)
     device = check_device(args.device or default_device())
     model = PPAD(load_clip(weights, device=device)).load_learner(learner)
-    result = score_images(model, files, batch_size=16, size=size or 224, device=device, progress=len(files) > 1 and not args.json)
-    from ppad_nb.widgets import decision_rule, region_panels  # the region-prompt viewer's figure and words
-    from ppad_nb.evaluate import CONFIDENT
-    records = []
-    for f, probs, score in zip(files, result["probs"], result["scores"]):
-        decision = "abnormal" if score > threshold else "normal"
-        record = {"file": str(f), "score": round(float(score), 6), "threshold": threshold, "operating_point": point, "decision": decision,
-                  "rule": "max" if probs.max() > CONFIDENT else "mean", **{c: round(float(p), 6) for c, p in zip(PROB_COLUMNS, probs)}}
-        records.append(record)
+    result = score_images(model, files, batch_size=16, size=size, device=device, progress=len(files) > 1 and not args.json)
+    records = [predict_record(f, probs, score, threshold, point) for f, probs, score in zip(files, result["probs"], result["scores"])]
+    for f, probs, score, record in zip(files, result["probs"], result["scores"], records):
         if f in figures:
-            png = region_panels(load_image(f), probs, title=f"{f.name}: {decision} (score {score:.3f}, threshold {threshold:.3f})")
+            png = region_panels(load_image(f), probs, title=f"{f.name}: {record['decision']} (score {score:.3f}, threshold {threshold:.3f})")
             with atomic_write(figures[f], "wb") as handle: handle.write(png)
-        if args.json: print(json.dumps(record), flush=True); continue
-        print(f"{f}: score {score:.4f} -> {decision.upper()} (threshold {threshold:.4f}, {point})")
-        print(f"  rule: {decision_rule(probs)}")
-        print("  regions: " + "  ".join(f"{label} {p:.4f}" for label, p in zip(REGION_LABELS, probs)))
-        if f in figures: print(f"  figure: {figures[f]}")
+        print(json.dumps(record) if args.json else explanation(f, probs, score, threshold, point, figures.get(f)), flush=True)
     return records
 
+# %% ../nbs/08_cli.ipynb #beb29557
 def predict_main(): sys.exit(run_script(predict, prog="ppad-predict"))
 
 # %% ../nbs/08_cli.ipynb #a9105a77
-DEMO_ENTRIES = ("synthesized.png", "run", "report")
-DEMO_MARK = ".ppad-demo"  # lists what the demo made in its folder: --force replaces those, nothing else
-
-def _demo_made(out: Path) -> set:
-    "The entries of `out` that an earlier ppad-demo made (from its mark file)."
-    import json
-    try: made = json.loads((out / DEMO_MARK).read_text(encoding="utf-8")).get("made", [])
-    except (OSError, ValueError, AttributeError): return set()
-    return {name for name in made if name in DEMO_ENTRIES}
-
-def banner(lines) -> str:
-    "A framed block of text for messages that must not be missed."
-    width = max(len(line) for line in lines) + 4
-    return "\n".join(["=" * width] + [f"| {line.ljust(width - 4)} |" for line in lines] + ["=" * width])
-
-def demo(out="demo-output", clip_weights=None, epochs: int | None = None, force: bool = False, device: str | None = None, progress: bool = True) -> Path:
-    "Run the pipeline on the bundled sample into `out`; return the report folder."
-    import shutil, time, warnings
-    from ppad_nb.data import bundled_sample
-    from ppad_nb.evaluate import METRIC_NAMES, evaluate, percent, run_heldout, write_report
-    from ppad_nb.model import RandomWeightsWarning, load_clip
-    from ppad_nb.train import train
-    import json
-    out, started = Path(out), time.time()
-    device = check_device(device or default_device())
-    check_writable(out, folder=True)
-    lock = folder_lock(out, "ppad-demo")
-    lock.__enter__()  # held until the process ends: the demo is the whole process
-    made = _demo_made(out)
-    existing = [name for name in DEMO_ENTRIES if (out / name).exists() or (out / name).is_symlink()]
-    foreign = [name for name in existing if name not in made or (out / name).is_symlink()]
-    if foreign: raise input_error(out / foreign[0], "exists and was not made by ppad-demo; move it away or choose another --out (the demo never replaces it)")
-    if existing and not force: raise input_error(out / existing[0], "exists from an earlier demo; pass --force to replace the demo output")
-    for name in existing: shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
-    with atomic_write(out / DEMO_MARK) as f: json.dump({"made": list(DEMO_ENTRIES), "by": "ppad-demo"}, f)
-    weights = clip_weights_path(clip_weights) or "random:ViT-B-32"
-    if weights.startswith("random:"):
-        print(banner([f"ppad-demo runs on {weights}: a RANDOMLY INITIALISED CLIP.", "The pipeline is real; the numbers are NOT PPAD's.",
-                      "For PPAD's numbers, get CheXzero's best_64_0.0001_original_35000_0.864.pt (see the README)",
-                      "and run: ppad-demo --clip-weights best_64_0.0001_original_35000_0.864.pt"]), flush=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)  # the banner said it
-        clip = load_clip(weights, device=device)
-    print("1/3 synthesizing anomalies on the bundled normal X-rays", flush=True)
-    train_files = bundled_sample("train").files
-    grid, _ = synthesize_grid(train_files, count=12, seed=0, progress=progress)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out / "synthesized.png", "wb") as f: grid.save(f, format="PNG")
-    print("2/3 training PPAD (preset 'demo': 64 shots, SAS)", flush=True)
-    run = train("demo", clip=clip, seed=0, out=out / "run", device=device, progress=progress, epochs=epochs)
-    print("3/3 evaluating on the bundled test set (20 normal, 20 pneumonia)", flush=True)
-    test_set = bundled_sample("test")
-    result = evaluate(run.model, test_set, batch_size=20, device=device, progress=progress, heldout=run_heldout(run.run_dir, test_set.root))
-    report = write_report(out / "report", result, title=f"ppad-demo: PPAD on the bundled sample, CLIP {weights}",
-                          extra={"clip": weights, "random_weights": weights.startswith("random:"), "epochs": run.preset.epochs})
-    import json
-    ci = json.loads((report / "metrics.json").read_text())["ci"]
-    print(", ".join(f"{METRIC_NAMES[k]} {percent(result['metrics'][k])} [{percent(ci[k][0])}, {percent(ci[k][1])}]" for k in METRIC_NAMES)
-          + (" (random weights: not PPAD's numbers)" if weights.startswith("random:") else ""))
-    print(f"done in {time.time() - started:.0f} s. Report: {report / 'README.md'} (synthesized anomalies: {out / 'synthesized.png'})")
-    lock.__exit__(None, None, None)
-    return report
-
 def demo_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppad-demo", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -696,9 +627,12 @@ def demo_parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="replace the output of an earlier demo")
     return parser
 
+# %% ../nbs/08_cli.ipynb #f9421b19
 def demo_command(argv=None):
     "The `ppad-demo` command."
+    from ppad_nb.demo import demo
     args = demo_parser().parse_args(argv)
     demo(args.out, args.clip_weights, args.epochs, args.force, args.device)
 
+# %% ../nbs/08_cli.ipynb #da971b60
 def demo_main(): sys.exit(run_script(demo_command, prog="ppad-demo"))

@@ -9,16 +9,18 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 from scipy.spatial import ConvexHull, QhullError
 
-from .config import PPADError
-from .data import IMAGE_SIZE, REGION_BOXES, REGION_NAMES
+from .config import PPADError, figure_png
+from .data import IMAGE_SIZE, REGION_BOXES, REGION_LABELS, REGION_NAMES, load_image
 
 # %% auto #0
 __all__ = ['N_POINTS', 'CONTROL_SIGMA', 'CURVE_SAMPLES', 'DILATION', 'STRENGTHS', 'Draws', 'blob_size', 'random_points',
            'convex_hull', 'fill_polygons', 'bezier_curves', 'Blob', 'random_blob', 'blob_corner', 'draw_centre',
-           'place_blob', 'gamma_map', 'apply_gamma', 'Synthesis', 'synthesize_anomaly', 'outline',
-           'reference_synthesize_anomaly', 'paste_patch']
+           'place_blob', 'gamma_map', 'apply_gamma', 'Synthesis', 'synthesize_anomaly', 'synthesis_panels', 'outline',
+           'reference_synthesize_anomaly', 'paste_patch', 'outlined_tile', 'render_grid', 'synthesized_tiles',
+           'synthesize_grid', 'write_grid_png']
 
 # %% ../nbs/02_synthesis.ipynb #900beb00
 class Draws:
@@ -50,6 +52,7 @@ def random_points(rng, width: int, height: int, n: int = N_POINTS) -> np.ndarray
     "`n` random integer points (x, y), x in [0, width), y in [0, height), drawn point by point, shape (n, 2)."
     return np.asarray(Draws(rng).integers(0, [width, height], size=(n, 2)), dtype=np.int64)
 
+# %% ../nbs/02_synthesis.ipynb #88861a54
 def convex_hull(points: np.ndarray) -> tuple:
     "Qhull's hull of `points`: corners counter-clockwise (k, 2) and edges as (start, end) indices into `points`, in Qhull's order and direction (k, 2)."
     try: hull = ConvexHull(points)
@@ -59,6 +62,33 @@ def convex_hull(points: np.ndarray) -> tuple:
     return np.asarray(points, np.float64)[hull.vertices], hull.simplices.astype(np.int64)
 
 # %% ../nbs/02_synthesis.ipynb #4126e33e
+def _edge_rows(starts: np.ndarray, ends: np.ndarray, height: int) -> tuple:
+    "(edge, row) of every crossing of an edge with a pixel row: exactly one end has y >= row, so rows floor(min)+1 .. floor(max)."
+    low = np.maximum(np.floor(np.minimum(starts[:, 1], ends[:, 1])) + 1, 0).astype(np.int64)
+    high = np.minimum(np.floor(np.maximum(starts[:, 1], ends[:, 1])), height - 1).astype(np.int64)
+    count = np.maximum(high - low + 1, 0)
+    edge = np.repeat(np.arange(len(count)), count)
+    return edge, np.arange(len(edge)) + np.repeat(low - (np.cumsum(count) - count), count)
+
+# %% ../nbs/02_synthesis.ipynb #c0ea71b7
+def _last_columns(start: np.ndarray, end: np.ndarray, row: np.ndarray) -> np.ndarray:
+    "The last pixel column that counts each crossing, by matplotlib's test evaluated as written (the division only guesses)."
+    (x0, y0), (x1, y1), ty = start.T, end.T, row.astype(np.float64)
+    # ((y1 - ty) (x0 - x1) >= (x1 - tx) (y0 - y1)) == (y1 >= ty), true up to a last column
+    left, dy, up = (y1 - ty) * (x0 - x1), y0 - y1, y1 >= ty
+    crossing = x1 + (ty - y1) * (x0 - x1) / (y0 - y1)
+    guess = np.where(up, np.floor(crossing), np.ceil(crossing) - 1)  # x <= crossing going up, x < crossing going down
+    return guess - 1 + ((left >= (x1 - guess) * dy) == up) + ((left >= (x1 - (guess + 1)) * dy) == up)
+
+# %% ../nbs/02_synthesis.ipynb #a067adf1
+def _paint_runs(run_start: np.ndarray, run_length: np.ndarray, size: int) -> np.ndarray:
+    "A flat boolean array of `size` with every run [start, start + length) set: the flat index of each pixel of every run, all at once."
+    painted = np.arange(run_length.sum()) + np.repeat(run_start - (np.cumsum(run_length) - run_length), run_length)
+    filled = np.zeros(size, bool)
+    filled[painted] = True
+    return filled
+
+# %% ../nbs/02_synthesis.ipynb #85956a4b
 def fill_polygons(polygons, shape: tuple, groups=None) -> np.ndarray:
     "Even-odd fills of closed polygons ((k, 2) arrays of x, y) on an (H, W) grid: their union, or one union per group (G, H, W)."
     height, width = shape
@@ -68,18 +98,8 @@ def fill_polygons(polygons, shape: tuple, groups=None) -> np.ndarray:
     following = np.arange(1, len(starts) + 1)
     following[closing - 1] = closing - sizes  # each polygon closes onto its first corner
     ends = starts[following]
-    # an edge crosses row y when exactly one end has y-coordinate >= y: rows floor(min)+1 .. floor(max)
-    low = np.maximum(np.floor(np.minimum(starts[:, 1], ends[:, 1])) + 1, 0).astype(np.int64)
-    high = np.minimum(np.floor(np.maximum(starts[:, 1], ends[:, 1])), height - 1).astype(np.int64)
-    count = np.maximum(high - low + 1, 0)
-    edge = np.repeat(np.arange(len(count)), count)
-    row = np.arange(len(edge)) + np.repeat(low - (np.cumsum(count) - count), count)
-    (x0, y0), (x1, y1), ty = starts[edge].T, ends[edge].T, row.astype(np.float64)
-    # matplotlib's test for the ray from (tx, ty): ((y1 - ty) (x0 - x1) >= (x1 - tx) (y0 - y1)) == (y1 >= ty), true up to a last column
-    left, dy, up = (y1 - ty) * (x0 - x1), y0 - y1, y1 >= ty
-    crossing = x1 + (ty - y1) * (x0 - x1) / (y0 - y1)
-    guess = np.where(up, np.floor(crossing), np.ceil(crossing) - 1)  # x <= crossing going up, x < crossing going down
-    last = guess - 1 + ((left >= (x1 - guess) * dy) == up) + ((left >= (x1 - (guess + 1)) * dy) == up)  # the test decides, as written
+    edge, row = _edge_rows(starts, ends, height)
+    last = _last_columns(starts[edge], ends[edge], row)
     # one sort key per crossing: polygon, row, last column (clipped to [-1, W - 1], which keeps the runs)
     polygon = np.repeat(np.arange(len(sizes)), sizes)[edge]
     key = np.sort((polygon * height + row) * (width + 1) + np.clip(last, -1, width - 1).astype(np.int64) + 1)
@@ -88,12 +108,8 @@ def fill_polygons(polygons, shape: tuple, groups=None) -> np.ndarray:
     if groups is not None: run_row = run_row + np.asarray(groups)[polygon_row[0::2] // height] * height
     first_col, last_col = last[0::2] + 1, last[1::2]
     keep = first_col <= last_col
-    run_start, run_length = (run_row * width + first_col)[keep], (last_col - first_col + 1)[keep]
-    # paint every run: the flat index of each of its pixels, all runs at once
-    painted = np.arange(run_length.sum()) + np.repeat(run_start - (np.cumsum(run_length) - run_length), run_length)
     n_groups = 1 if groups is None else max(groups) + 1
-    filled = np.zeros(n_groups * height * width, bool)
-    filled[painted] = True
+    filled = _paint_runs((run_row * width + first_col)[keep], (last_col - first_col + 1)[keep], n_groups * height * width)
     return filled.reshape(n_groups, height, width)[0] if groups is None else filled.reshape(n_groups, height, width)
 
 # %% ../nbs/02_synthesis.ipynb #56c5f1d3
@@ -128,6 +144,7 @@ class Blob:
     lens_mask: np.ndarray  # B: the union of the lenses
     mask: np.ndarray       # the blob: A XOR B, dilated 5 x 5
 
+# %% ../nbs/02_synthesis.ipynb #8aecb844
 def random_blob(rng, image_size: int = IMAGE_SIZE) -> Blob:
     "Draw a blob for an image of side `image_size` (steps 1-5), in the released order: size, points, control points."
     rng = Draws(rng)
@@ -148,6 +165,7 @@ def blob_corner(centre: int, side: int, image_size: int) -> int:
     if corner + side > image_size: return image_size - 1 - side
     return corner
 
+# %% ../nbs/02_synthesis.ipynb #9c2ff179
 def draw_centre(region: int, rng) -> tuple:
     "A random centre (row, column) in `region`'s box: uniform integers in [first, last), row drawn first."
     (top, bottom), (left, right) = REGION_BOXES[region]
@@ -155,6 +173,7 @@ def draw_centre(region: int, rng) -> tuple:
     row = rng.integers(top, bottom)
     return int(row), int(rng.integers(left, right))
 
+# %% ../nbs/02_synthesis.ipynb #d2e9d848
 def place_blob(blob_mask: np.ndarray, centre: tuple, image_size: int = IMAGE_SIZE) -> np.ndarray:
     "The blob's canvas on an image-sized mask, centred at `centre` (row, column) and moved inside the image."
     side = blob_mask.shape[0]
@@ -171,6 +190,7 @@ def _window(mask: np.ndarray) -> tuple:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return (slice(max(rows[0] - 1, 0), rows[-1] + 2), slice(max(cols[0] - 1, 0), cols[-1] + 2))
 
+# %% ../nbs/02_synthesis.ipynb #af6c7ebe
 def _gamma_inside(mask: np.ndarray, strength: float) -> tuple:
     "The mask's window, which of its pixels lie deeper than the rim, and their gamma."
     window = _window(mask)
@@ -180,6 +200,7 @@ def _gamma_inside(mask: np.ndarray, strength: float) -> tuple:
     depth = np.sqrt(squared[inside])
     return window, inside, (1 + depth / depth.max() * strength) if depth.size else depth
 
+# %% ../nbs/02_synthesis.ipynb #ddbc7905
 def gamma_map(mask: np.ndarray, strength: float) -> np.ndarray:
     "Per-pixel gamma: 1 + strength * d / max(d) inside the blob, 1 on its inner boundary and outside."
     gamma = np.ones(mask.shape)
@@ -195,6 +216,7 @@ def _gamma_pixels(values: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     "255 (I / 255) ** gamma for 8-bit values, clipped and truncated to uint8."
     return np.clip(_UNIT[values] ** gamma * 255, 0, 255).astype(np.uint8)
 
+# %% ../nbs/02_synthesis.ipynb #203005cb
 def apply_gamma(image: np.ndarray, gamma: np.ndarray) -> np.ndarray:
     "255 (I / 255) ** gamma, clipped and truncated to uint8, computed only where gamma != 1."
     out = image.copy()
@@ -213,6 +235,7 @@ class Synthesis:
     region: int               # 0..4, the region it was placed in
     centre: tuple             # (row, column) drawn in the region's box
 
+# %% ../nbs/02_synthesis.ipynb #240cc8e1
 def _as_gray_array(image) -> np.ndarray:
     "A square (n, n) uint8 array from an array (n, n[, channels]) or a PIL image."
     array = np.asarray(image)
@@ -225,6 +248,7 @@ def _check_region(region) -> int:
     if region not in range(5): raise PPADError(f"region must be 0..4 ({', '.join(map(repr, REGION_NAMES))}), not {region!r}")
     return region
 
+# %% ../nbs/02_synthesis.ipynb #bad8bfd1
 def synthesize_anomaly(image, region: int, rng=None, strength: float | None = None) -> Synthesis:
     "SAS: brighten or darken a random blob centred in `region` with a distance-based gamma map; `rng`: RandomState, Generator, seed or None."
     image, region, rng = _as_gray_array(image), _check_region(region), Draws(rng)
@@ -238,6 +262,25 @@ def synthesize_anomaly(image, region: int, rng=None, strength: float | None = No
         gamma[window][inside] = values
         out[window][inside] = _gamma_pixels(image[window][inside], values)
     return Synthesis(out, mask, gamma, float(strength), region, centre)
+
+# %% ../nbs/02_synthesis.ipynb #8d5eae42
+def synthesis_panels(image: np.ndarray, result: Synthesis, dpi: int = 80) -> bytes:
+    "PNG of five panels: original, blob, gamma map, result and difference."
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(13, 3))
+    difference = result.image.astype(int) - image.astype(int)
+    limit = max(int(np.abs(difference).max()), 1)
+    gamma = result.gamma if result.gamma is not None else np.ones(image.shape)
+    panels = [("original", image, "gray", 0, 255), ("blob", result.mask, "gray", 0, 1),
+              (f"gamma map (w = {result.strength:g})", gamma, "viridis", None, None),
+              (f"result, region {result.region} ({REGION_LABELS[result.region]})", result.image, "gray", 0, 255),
+              ("result - original", difference, "coolwarm", -limit, limit)]
+    for ax, (title, data, cmap, low, high) in zip(figure.subplots(1, 5), panels):
+        shown = ax.imshow(data, cmap=cmap, vmin=low, vmax=high)
+        ax.set_title(title, fontsize=9); ax.axis("off")
+        if title.startswith("gamma"): figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
+    figure.tight_layout()
+    return figure_png(figure, dpi)
 
 # %% ../nbs/02_synthesis.ipynb #29826bde
 def outline(mask: np.ndarray) -> np.ndarray:
@@ -315,3 +358,77 @@ def paste_patch(image, source, region: int,
     out[rows, cols] = blended.numpy().astype(np.uint8)
     mask[rows, cols] = True
     return Synthesis(out, mask, None, float(opacity), region, centre)
+
+# %% ../nbs/02_synthesis.ipynb #be03cfd2
+def outlined_tile(result: Synthesis, show_outline: bool = True) -> np.ndarray:
+    "The anomaly as an RGB tile, its blob outlined in red."
+    tile = np.repeat(result.image[..., None], 3, axis=2)
+    if show_outline: tile[outline(result.mask)] = (255, 64, 64)
+    return tile
+
+# %% ../nbs/02_synthesis.ipynb #288c7af2
+def render_grid(tiles, captions, columns: int = 4) -> Image.Image:
+    "Tiles (RGB uint8 arrays of one size) with a caption strip under each, in a grid."
+    height, width = tiles[0].shape[:2]
+    strip = 18
+    rows = -(-len(tiles) // columns)
+    grid = Image.new("RGB", (columns * width, rows * (height + strip)), "white")
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default()
+    for i, (tile, caption) in enumerate(zip(tiles, captions)):
+        x, y = (i % columns) * width, (i // columns) * (height + strip)
+        grid.paste(Image.fromarray(tile), (x, y))
+        draw.text((x + 3, y + height + 3), caption[: width // 6], fill="black", font=font)
+    return grid
+
+# %% ../nbs/02_synthesis.ipynb #b4f4dfc9
+def synthesized_tiles(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
+                      size: int = 224, show_outline: bool = True, progress: bool = True):
+    "Yield `count` anomalies from `files` one at a time, as (RGB tile, caption, record)."
+    from tqdm.auto import tqdm
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(files))
+    for i in tqdm(range(count), desc="synthesizing", unit="image", disable=not progress or None, leave=False):
+        file = files[order[i % len(files)]]
+        image = load_image(file, size)
+        chosen_region = int(rng.integers(5)) if region is None else region
+        if method == "sas":
+            result = synthesize_anomaly(image, chosen_region, rng=rng, strength=strength)
+            label = f"w={result.strength:g}"
+        else:
+            source_file = files[order[(i + 1) % len(files)]] if len(files) > 1 else file
+            result = paste_patch(image, load_image(source_file, size), chosen_region, rng=rng)
+            label = f"opacity={result.strength:.2f}"
+        tile = outlined_tile(result, show_outline)
+        yield tile, f"{file.stem} {REGION_LABELS[chosen_region]} {label}", {"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre}
+
+# %% ../nbs/02_synthesis.ipynb #87c81f40
+def synthesize_grid(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
+                    size: int = 224, show_outline: bool = True, progress: bool = True):
+    "Synthesize `count` anomalies from `files` and return (grid image, list of per-tile records)."
+    tiles, captions, records = zip(*synthesized_tiles(files, count, seed, region, strength, method, size, show_outline, progress))
+    return render_grid(tiles, captions, columns=min(count, 4)), list(records)
+
+# %% ../nbs/02_synthesis.ipynb #c7a38e5b
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct, zlib
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+# %% ../nbs/02_synthesis.ipynb #47de231e
+def write_grid_png(f, tiles, count: int, columns: int = 4) -> int:
+    "Write (tile, caption, ...) items as a PNG grid into the binary file `f`, one row of tiles at a time: memory holds one row, whatever `count`."
+    import struct, zlib
+    columns, compressor, rows, written = min(count, columns), zlib.compressobj(6), -(-count // min(count, columns)), 0
+    def flush(row):
+        strip = np.asarray(render_grid([t for t, *_ in row], [c for _, c, *_ in row], columns=columns))   # (h + 18, columns * w, 3)
+        if written == len(row):  # the first row sets the picture's size
+            f.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", strip.shape[1], strip.shape[0] * rows, 8, 2, 0, 0, 0)))
+        data = compressor.compress(np.concatenate([np.zeros((strip.shape[0], 1), np.uint8), strip.reshape(strip.shape[0], -1)], axis=1).tobytes())
+        if data: f.write(_png_chunk(b"IDAT", data))
+    row = []
+    for item in tiles:
+        row.append(item); written += 1
+        if len(row) == columns: flush(row); row = []
+    if row: flush(row)
+    f.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
+    return written

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import ipywidgets as widgets
+from fastcore.basics import patch
 from IPython.display import display
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -16,30 +17,11 @@ from matplotlib.patches import Rectangle
 from .config import PPADError, figure_png
 from .data import IMAGE_SIZE, LABEL_NAMES, REGION_BOXES, REGION_LABELS, REGION_NAMES, bundled_sample, load_image, to_tensor
 from .evaluate import CONFIDENT, aggregate
-from .synthesis import STRENGTHS, Synthesis, synthesize_anomaly
+from .synthesis import STRENGTHS, Synthesis, synthesis_panels, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['REGION_COLOURS', 'LABEL_SPOTS', 'synthesis_panels', 'SynthesisExplorer', 'mask_embedding_norms', 'decision_rule',
-           'region_panels', 'RegionPromptViewer', 'ResultsDashboard']
-
-# %% ../nbs/07_widgets.ipynb #2c263119
-def synthesis_panels(image: np.ndarray, result: Synthesis, dpi: int = 80) -> bytes:
-    "PNG of five panels: original, blob, gamma map, result and difference."
-    figure = Figure(figsize=(13, 3))
-    axes = figure.subplots(1, 5)
-    difference = result.image.astype(int) - image.astype(int)
-    limit = max(int(np.abs(difference).max()), 1)
-    gamma = result.gamma if result.gamma is not None else np.ones(image.shape)
-    panels = [("original", image, "gray", 0, 255), ("blob", result.mask, "gray", 0, 1),
-              (f"gamma map (w = {result.strength:g})", gamma, "viridis", None, None),
-              (f"result, region {result.region} ({REGION_LABELS[result.region]})", result.image, "gray", 0, 255),
-              ("result - original", difference, "coolwarm", -limit, limit)]
-    for ax, (title, data, cmap, low, high) in zip(axes, panels):
-        shown = ax.imshow(data, cmap=cmap, vmin=low, vmax=high)
-        ax.set_title(title, fontsize=9); ax.axis("off")
-        if title.startswith("gamma"): figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.02)
-    figure.tight_layout()
-    return figure_png(figure, dpi)
+__all__ = ['REGION_COLOURS', 'LABEL_SPOTS', 'SynthesisExplorer', 'mask_embedding_norms', 'decision_rule', 'region_panels',
+           'RegionPromptViewer', 'ResultsDashboard']
 
 # %% ../nbs/07_widgets.ipynb #9f569c8e
 class SynthesisExplorer:
@@ -47,77 +29,106 @@ class SynthesisExplorer:
     def __init__(self, files=None, size: int = IMAGE_SIZE, seed: int = 0):
         self.files = [Path(f) for f in files] if files is not None else bundled_sample("train").files
         self.size, self._images = size, {}
-        self.image = widgets.Dropdown(options=[(f.name, i) for i, f in enumerate(self.files)], value=0, description="image")
-        self.region = widgets.Dropdown(options=[(f"{i}: {label} ('{name}')", i) for i, (label, name) in enumerate(zip(REGION_LABELS, REGION_NAMES))],
-                                       value=4, description="region")
-        self.strength = widgets.Dropdown(options=[("random", "random")] + [(f"{w:g} ({'brighter' if w < 0 else 'darker'})", w) for w in STRENGTHS],
-                                         value="random", description="strength")
-        self.seed = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed")
-        self.new_draw = widgets.Button(description="new draw", icon="refresh")
+        self._make_controls(seed)
         self.view = widgets.Image(format="png")
         self.caption = widgets.HTML()
-        for control in (self.image, self.region, self.strength, self.seed): control.observe(self.update, names="value")
-        self.new_draw.on_click(lambda _: setattr(self.seed, "value", self.seed.value + 1))
         self.widget = widgets.VBox([widgets.HBox([self.image, self.region]), widgets.HBox([self.strength, self.seed, self.new_draw]),
                                     self.view, self.caption])
         self.widget.add_class("ppad-synthesis-explorer")  # a name for styling, and for the browser test to find it
         self.update()
 
-    def original(self) -> np.ndarray:
-        "The chosen image at the synthesis size (read once, then cached)."
-        index = self.image.value
-        if index not in self._images: self._images[index] = load_image(self.files[index], self.size)
-        return self._images[index]
+# %% ../nbs/07_widgets.ipynb #6982394e
+@patch
+def _make_controls(self: SynthesisExplorer, seed: int):
+    "Dropdowns for image, region and strength, the seed, and the new-draw button, each redrawing on change."
+    self.image = widgets.Dropdown(options=[(f.name, i) for i, f in enumerate(self.files)], value=0, description="image")
+    self.region = widgets.Dropdown(options=[(f"{i}: {label} ('{name}')", i) for i, (label, name) in enumerate(zip(REGION_LABELS, REGION_NAMES))],
+                                   value=4, description="region")
+    self.strength = widgets.Dropdown(options=[("random", "random")] + [(f"{w:g} ({'brighter' if w < 0 else 'darker'})", w) for w in STRENGTHS],
+                                     value="random", description="strength")
+    self.seed = widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed")
+    self.new_draw = widgets.Button(description="new draw", icon="refresh")
+    for control in (self.image, self.region, self.strength, self.seed): control.observe(self.update, names="value")
+    self.new_draw.on_click(lambda _: setattr(self.seed, "value", self.seed.value + 1))
 
-    def update(self, change=None):
-        "Draw the anomaly for the current controls and show it."
-        strength = None if self.strength.value == "random" else self.strength.value
-        original = self.original()
-        self.result = synthesize_anomaly(original, self.region.value, rng=self.seed.value, strength=strength)
-        self.view.value = synthesis_panels(original, self.result)
-        changed = int((self.result.image != original).sum())
-        self.caption.value = (f"<code>synthesize_anomaly(image, region={self.region.value}, rng={self.seed.value}"
-                              f"{'' if strength is None else f', strength={strength:g}'})</code>: centre {self.result.centre}, "
-                              f"w = {self.result.strength:g}, blob {int(self.result.mask.sum())} px, {changed} px changed")
+# %% ../nbs/07_widgets.ipynb #0e4a6fe3
+@patch
+def original(self: SynthesisExplorer) -> np.ndarray:
+    "The chosen image at the synthesis size (read once, then cached)."
+    index = self.image.value
+    if index not in self._images: self._images[index] = load_image(self.files[index], self.size)
+    return self._images[index]
 
-    def _ipython_display_(self): display(self.widget)
+# %% ../nbs/07_widgets.ipynb #c9fde52a
+@patch
+def describe(self: SynthesisExplorer, strength: float | None, changed: int) -> str:
+    "The caption: the call that made the anomaly, and what it did."
+    return (f"<code>synthesize_anomaly(image, region={self.region.value}, rng={self.seed.value}"
+            f"{'' if strength is None else f', strength={strength:g}'})</code>: centre {self.result.centre}, "
+            f"w = {self.result.strength:g}, blob {int(self.result.mask.sum())} px, {changed} px changed")
+
+# %% ../nbs/07_widgets.ipynb #805708de
+@patch
+def update(self: SynthesisExplorer, change=None):
+    "Draw the anomaly for the current controls and show it."
+    strength = None if self.strength.value == "random" else self.strength.value
+    original = self.original()
+    self.result = synthesize_anomaly(original, self.region.value, rng=self.seed.value, strength=strength)
+    self.view.value = synthesis_panels(original, self.result)
+    self.caption.value = self.describe(strength, int((self.result.image != original).sum()))
+
+# %% ../nbs/07_widgets.ipynb #45a8a0c3
+@patch
+def _ipython_display_(self: SynthesisExplorer): display(self.widget)
 
 # %% ../nbs/07_widgets.ipynb #75d47ec5
 REGION_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:red")
 LABEL_SPOTS = ((50, 112), (174, 112), (112, 60), (112, 172), (112, 212))  # (x, y) where each region's probability is written
 
+# %% ../nbs/07_widgets.ipynb #b301a125
 def mask_embedding_norms(model) -> np.ndarray:
     "The norm of each patch's learned mask embedding, as a (grid, grid) array."
     norms = model.mask_embedding.detach()[0].norm(dim=-1).cpu().numpy()
     side = int(round(len(norms) ** 0.5))
     return norms.reshape(side, side)
 
+# %% ../nbs/07_widgets.ipynb #ae44396c
 def decision_rule(probs, threshold: float = CONFIDENT) -> str:
     "Which branch of `aggregate` decides the score of these five region probabilities."
     top = float(np.max(probs))
     return f"max: region {int(np.argmax(probs))} ({REGION_LABELS[int(np.argmax(probs))]}) is above {threshold}" if top > threshold \
         else f"mean: no region is above {threshold}"
 
+# %% ../nbs/07_widgets.ipynb #f290d95d
+def _draw_regions(ax, image: np.ndarray, probs: np.ndarray, title: str = ""):
+    "The X-ray with the five regions as nested frames, each with its abnormal probability."
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    for r, ((top, bottom), (left, right)) in enumerate(REGION_BOXES):
+        inset = 2 + 3 * r  # nested frames so that overlapping regions stay visible
+        ax.add_patch(Rectangle((left + inset, top + inset), right - left - 2 * inset, bottom - top - 2 * inset,
+                               fill=False, lw=1.6, color=REGION_COLOURS[r]))
+        x, y = LABEL_SPOTS[r]
+        ax.text(x, y, f"{probs[r]:.3f}", color=REGION_COLOURS[r], fontsize=9, ha="center", va="center",
+                fontweight="bold", bbox=dict(facecolor="white", alpha=0.75, lw=0, pad=1))
+    ax.set_title(title or "regions and abnormal probabilities", fontsize=9); ax.axis("off")
+
+# %% ../nbs/07_widgets.ipynb #19969049
+def _draw_bars(ax, probs: np.ndarray, score: float):
+    "The five probabilities as bars, with the 0.8 line and the score."
+    bars = ax.barh([f"{r}: {REGION_LABELS[r]}" for r in range(5)], probs, color=REGION_COLOURS)
+    ax.axvline(CONFIDENT, color="gray", ls="--", lw=1); ax.axvline(score, color="black", lw=1.5)
+    ax.set_xlim(0, 1); ax.invert_yaxis()
+    ax.set_title(f"score {score:.3f} ({decision_rule(probs)})", fontsize=9)
+    for bar, p in zip(bars, probs): ax.text(min(p + 0.01, 0.9), bar.get_y() + bar.get_height() / 2, f"{p:.3f}", va="center", fontsize=8)
+
+# %% ../nbs/07_widgets.ipynb #bd6a7fdd
 def region_panels(image: np.ndarray, probs, norms: np.ndarray | None = None, title: str = "", dpi: int = 80) -> bytes:
     "PNG: the X-ray with the five regions and their probabilities, the probabilities as bars, and (given) the mask-embedding norms."
     probs = np.asarray(probs, dtype=float)
-    score = float(aggregate(probs[None])[0])
     figure = Figure(figsize=(13 if norms is not None else 9, 3.6))
     axes = figure.subplots(1, 3 if norms is not None else 2, gridspec_kw={"width_ratios": [1, 1.3, 1] if norms is not None else [1, 1.3]})
-    axes[0].imshow(image, cmap="gray", vmin=0, vmax=255)
-    for r, ((top, bottom), (left, right)) in enumerate(REGION_BOXES):
-        inset = 2 + 3 * r  # nested frames so that overlapping regions stay visible
-        axes[0].add_patch(Rectangle((left + inset, top + inset), right - left - 2 * inset, bottom - top - 2 * inset,
-                                    fill=False, lw=1.6, color=REGION_COLOURS[r]))
-        x, y = LABEL_SPOTS[r]
-        axes[0].text(x, y, f"{probs[r]:.3f}", color=REGION_COLOURS[r], fontsize=9, ha="center", va="center",
-                     fontweight="bold", bbox=dict(facecolor="white", alpha=0.75, lw=0, pad=1))
-    axes[0].set_title(title or "regions and abnormal probabilities", fontsize=9); axes[0].axis("off")
-    bars = axes[1].barh([f"{r}: {REGION_LABELS[r]}" for r in range(5)], probs, color=REGION_COLOURS)
-    axes[1].axvline(CONFIDENT, color="gray", ls="--", lw=1); axes[1].axvline(score, color="black", lw=1.5)
-    axes[1].set_xlim(0, 1); axes[1].invert_yaxis()
-    axes[1].set_title(f"score {score:.3f} ({decision_rule(probs)})", fontsize=9)
-    for bar, p in zip(bars, probs): axes[1].text(min(p + 0.01, 0.9), bar.get_y() + bar.get_height() / 2, f"{p:.3f}", va="center", fontsize=8)
+    _draw_regions(axes[0], image, probs, title)
+    _draw_bars(axes[1], probs, float(aggregate(probs[None])[0]))
     if norms is not None:
         shown = axes[2].imshow(norms, cmap="magma")
         figure.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.02)
@@ -139,20 +150,24 @@ class RegionPromptViewer:
         self.widget.add_class("ppad-region-prompt-viewer")
         self.update()
 
-    def update(self, change=None):
-        "Score the chosen image and show it."
-        import torch
-        file = self.files[self.image.value]
-        picture = load_image(file, self.size)
-        with torch.inference_mode():
-            device = next(self.model.parameters()).device
-            self.probs = self.model.region_probs(to_tensor(picture)[None].to(device))[0].cpu().numpy()
-        self.score, self.rule = float(aggregate(self.probs[None])[0]), decision_rule(self.probs)
-        self.view.value = region_panels(np.array(picture) if self.size == IMAGE_SIZE else load_image(file), self.probs, self.norms, title=file.name)
-        self.caption.value = f"<b>{file.name}</b>: score {self.score:.4f} ({self.rule}); " + \
-            ", ".join(f"{REGION_LABELS[r]} {p:.4f}" for r, p in enumerate(self.probs))
+# %% ../nbs/07_widgets.ipynb #49fd6872
+@patch
+def update(self: RegionPromptViewer, change=None):
+    "Score the chosen image and show it."
+    import torch
+    file = self.files[self.image.value]
+    picture = load_image(file, self.size)
+    with torch.inference_mode():
+        device = next(self.model.parameters()).device
+        self.probs = self.model.region_probs(to_tensor(picture)[None].to(device))[0].cpu().numpy()
+    self.score, self.rule = float(aggregate(self.probs[None])[0]), decision_rule(self.probs)
+    self.view.value = region_panels(np.array(picture) if self.size == IMAGE_SIZE else load_image(file), self.probs, self.norms, title=file.name)
+    self.caption.value = f"<b>{file.name}</b>: score {self.score:.4f} ({self.rule}); " + \
+        ", ".join(f"{REGION_LABELS[r]} {p:.4f}" for r, p in enumerate(self.probs))
 
-    def _ipython_display_(self): display(self.widget)
+# %% ../nbs/07_widgets.ipynb #cab7ac03
+@patch
+def _ipython_display_(self: RegionPromptViewer): display(self.widget)
 
 # %% ../nbs/07_widgets.ipynb #8ea7736b
 class ResultsDashboard:
@@ -163,34 +178,46 @@ class ResultsDashboard:
         self.folders = sorted(p.parent for p in self.root.rglob("metrics.json"))
         if not self.folders: raise PPADError(f"{self.root}: no report folders (with metrics.json) below it")
         self.report = widgets.Dropdown(options=[(str(f.relative_to(self.root)) or ".", i) for i, f in enumerate(self.folders)], value=0, description="report")
-        self.metrics, self.curves, self.histogram = widgets.HTML(), widgets.Image(format="png"), widgets.Image(format="png")
-        self.image = widgets.Dropdown(description="image", layout=widgets.Layout(width="auto", max_width="100%"))  # as wide as the longest name
-        self.detail = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))  # its natural size, not stretched to the row
-        self.report.observe(self.show_report, names="value"); self.image.observe(self.show_image, names="value")
+        self._make_views()
         self.widget = widgets.VBox([self.report, self.metrics, widgets.HBox([self.curves, self.histogram]), self.image, self.detail])
         self.widget.add_class("ppad-results-dashboard")
         self.show_report()
 
-    def show_report(self, change=None):
-        "Show the chosen report's metrics and plots, and list its images by score."
-        from ppad_nb.evaluate import METRIC_NAMES, percent
-        folder = self.folders[self.report.value]
-        self.current = self._read(folder)
-        m = self.current["metrics"]
-        self.metrics.value = (f"<b>{m.get('title', folder.name)}</b><br>{m['n']} images ({m['n_abnormal']} abnormal): "
-                              + ", ".join(f"{METRIC_NAMES[k]} <b>{percent(m[k])}</b>" for k in METRIC_NAMES))
-        self.curves.value, self.histogram.value = (folder / "curves.png").read_bytes(), (folder / "histogram.png").read_bytes()
-        self.curves.width, self.histogram.width = 560, 380
-        order = np.argsort(-self.current["scores"], kind="stable")
-        self.image.options = [(f"{self.current['scores'][i]:.3f} {LABEL_NAMES[int(self.current['labels'][i])]} {self.current['files'][i]}", int(i)) for i in order]
-        self.image.value = int(order[0])
-        self.show_image()
+# %% ../nbs/07_widgets.ipynb #f29edad5
+@patch
+def _make_views(self: ResultsDashboard):
+    "The metrics, the two plots, the image list and the detail figure; choosing a report or an image redraws."
+    self.metrics, self.curves, self.histogram = widgets.HTML(), widgets.Image(format="png"), widgets.Image(format="png")
+    self.image = widgets.Dropdown(description="image", layout=widgets.Layout(width="auto", max_width="100%"))  # as wide as the longest name
+    self.detail = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start"))  # its natural size, not stretched to the row
+    self.report.observe(self.show_report, names="value"); self.image.observe(self.show_image, names="value")
 
-    def show_image(self, change=None):
-        "Show the chosen image with its region probabilities."
-        i = self.image.value
-        file = Path(self.current["metrics"]["root"]) / self.current["files"][i]
-        self.detail.value = region_panels(load_image(file), self.current["probs"][i],
-                                          title=f"{self.current['files'][i]} ({LABEL_NAMES[int(self.current['labels'][i])]})")
+# %% ../nbs/07_widgets.ipynb #444eb9de
+@patch
+def show_report(self: ResultsDashboard, change=None):
+    "Show the chosen report's metrics and plots, and list its images by score."
+    from ppad_nb.evaluate import METRIC_NAMES, percent
+    folder = self.folders[self.report.value]
+    self.current = self._read(folder)
+    m = self.current["metrics"]
+    self.metrics.value = (f"<b>{m.get('title', folder.name)}</b><br>{m['n']} images ({m['n_abnormal']} abnormal): "
+                          + ", ".join(f"{METRIC_NAMES[k]} <b>{percent(m[k])}</b>" for k in METRIC_NAMES))
+    self.curves.value, self.histogram.value = (folder / "curves.png").read_bytes(), (folder / "histogram.png").read_bytes()
+    self.curves.width, self.histogram.width = 560, 380
+    order = np.argsort(-self.current["scores"], kind="stable")
+    self.image.options = [(f"{self.current['scores'][i]:.3f} {LABEL_NAMES[int(self.current['labels'][i])]} {self.current['files'][i]}", int(i)) for i in order]
+    self.image.value = int(order[0])
+    self.show_image()
 
-    def _ipython_display_(self): display(self.widget)
+# %% ../nbs/07_widgets.ipynb #a55c1a74
+@patch
+def show_image(self: ResultsDashboard, change=None):
+    "Show the chosen image with its region probabilities."
+    i = self.image.value
+    file = Path(self.current["metrics"]["root"]) / self.current["files"][i]
+    self.detail.value = region_panels(load_image(file), self.current["probs"][i],
+                                      title=f"{self.current['files'][i]} ({LABEL_NAMES[int(self.current['labels'][i])]})")
+
+# %% ../nbs/07_widgets.ipynb #5b2e04c7
+@patch
+def _ipython_display_(self: ResultsDashboard): display(self.widget)

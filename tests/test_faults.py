@@ -523,12 +523,13 @@ def test_openclip_specs_never_touch_the_network(monkeypatch):
 def test_synth_memory_stays_flat_with_count(tmp_path, images):
     import tracemalloc
     from ppad_nb.data import list_images
+    from ppad_nb import synthesis
     files = list_images(images)
     peaks = []
     for count in (4, 32):
         tracemalloc.start()
-        with open(tmp_path / f"grid{count}.png", "wb") as f: cli.write_grid_png(f, cli.synthesized_tiles(files, count, progress=False), count)
+        with open(tmp_path / f"grid{count}.png", "wb") as f: synthesis.write_grid_png(f, synthesis.synthesized_tiles(files, count, progress=False), count)
         peaks.append(tracemalloc.get_traced_memory()[1]); tracemalloc.stop()
     assert peaks[1] < 1.5 * peaks[0], peaks
-    grid, _ = cli.synthesize_grid(files, 32, progress=False)
+    grid, _ = synthesis.synthesize_grid(files, 32, progress=False)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "grid32.png").convert("RGB")), np.asarray(grid))

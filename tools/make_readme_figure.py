@@ -5,7 +5,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ppad_nb.cli import outline
+from ppad_nb.synthesis import outline
 from ppad_nb.data import REGION_LABELS, REGION_NAMES, bundled_sample, load_image, region_masks
 from ppad_nb.synthesis import synthesize_anomaly
 
