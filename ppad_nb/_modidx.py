@@ -384,5 +384,4 @@ d = { 'settings': { 'branch': 'main',
                                  'ppad_nb.widgets._draw_bars': ('widgets.html#_draw_bars', 'ppad_nb/widgets.py'),
                                  'ppad_nb.widgets._draw_regions': ('widgets.html#_draw_regions', 'ppad_nb/widgets.py'),
                                  'ppad_nb.widgets.decision_rule': ('widgets.html#decision_rule', 'ppad_nb/widgets.py'),
-                                 'ppad_nb.widgets.mask_embedding_norms': ('widgets.html#mask_embedding_norms', 'ppad_nb/widgets.py'),
                                  'ppad_nb.widgets.region_panels': ('widgets.html#region_panels', 'ppad_nb/widgets.py')}}}

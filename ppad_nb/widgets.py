@@ -17,11 +17,12 @@ from matplotlib.patches import Rectangle
 from .config import PPADError, figure_png
 from .data import IMAGE_SIZE, LABEL_NAMES, REGION_BOXES, REGION_LABELS, REGION_NAMES, bundled_sample, load_image, to_tensor
 from .evaluate import CONFIDENT, aggregate
+from .learned import mask_embedding_norms  # the image prompt's norm per patch, from chapter 04a
 from .synthesis import STRENGTHS, Synthesis, synthesis_panels, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['REGION_COLOURS', 'LABEL_SPOTS', 'SynthesisExplorer', 'mask_embedding_norms', 'decision_rule', 'region_panels',
-           'RegionPromptViewer', 'ResultsDashboard']
+__all__ = ['REGION_COLOURS', 'LABEL_SPOTS', 'SynthesisExplorer', 'decision_rule', 'region_panels', 'RegionPromptViewer',
+           'ResultsDashboard']
 
 # %% ../nbs/07_widgets.ipynb #9f569c8e
 class SynthesisExplorer:
@@ -84,13 +85,6 @@ def _ipython_display_(self: SynthesisExplorer): display(self.widget)
 # %% ../nbs/07_widgets.ipynb #75d47ec5
 REGION_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:red")
 LABEL_SPOTS = ((50, 112), (174, 112), (112, 60), (112, 172), (112, 212))  # (x, y) where each region's probability is written
-
-# %% ../nbs/07_widgets.ipynb #b301a125
-def mask_embedding_norms(model) -> np.ndarray:
-    "The norm of each patch's learned mask embedding, as a (grid, grid) array."
-    norms = model.mask_embedding.detach()[0].norm(dim=-1).cpu().numpy()
-    side = int(round(len(norms) ** 0.5))
-    return norms.reshape(side, side)
 
 # %% ../nbs/07_widgets.ipynb #ae44396c
 def decision_rule(probs, threshold: float = CONFIDENT) -> str:
