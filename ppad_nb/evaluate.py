@@ -18,7 +18,7 @@ from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, ImageDataset, load_ima
 # %% auto #0
 __all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESHOLD', 'BOOTSTRAP_RESAMPLES', 'CI_LEVEL',
            'CALIBRATION_BINS', 'REPORT_FILES', 'aggregate', 'score_images', 'write_scores', 'read_scores',
-           'compute_metrics', 'summarize', 'percent', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci',
+           'compute_metrics', 'percent', 'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci',
            'paired_auc_difference', 'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points',
            'calibration', 'evaluate', 'percent_ci', 'write_report', 'read_report']
 
@@ -38,21 +38,27 @@ def aggregate(probs, threshold: float = CONFIDENT):
 PROB_COLUMNS = tuple(f"p_{label}" for label in REGION_LABELS)
 SCORE_COLUMNS = ("file", "score") + PROB_COLUMNS
 
-def score_images(model, files, batch_size: int = 32, size: int = IMAGE_SIZE, device: str | None = None, progress: bool = True) -> dict:
-    "Region probabilities (N, 5) and scores (N,) of image `files`, in batches."
+def _region_probs(model, dataset, batch_size: int, device, progress: bool) -> np.ndarray:
+    "Region probabilities (N, 5) of every image of `dataset`, in batches, with a progress bar."
     from tqdm.auto import tqdm
-    if batch_size < 1: raise PPADError(f"batch size must be at least 1, not {batch_size}")
-    device = device or model.ctx.device
-    dataset, probs = ImageDataset(files, size), []
-    model.eval()
+    probs = []
     with torch.inference_mode(), tqdm(total=len(dataset), desc="scoring", unit="image", disable=not progress or None, leave=False) as bar:
         for start in range(0, len(dataset), batch_size):
             batch = torch.stack([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]).to(device)
             probs.append(model.region_probs(batch).float().cpu())
             bar.update(len(batch))
-    probs = torch.cat(probs).numpy() if probs else np.zeros((0, 5), np.float32)
+    return torch.cat(probs).numpy() if probs else np.zeros((0, 5), np.float32)
+
+# %% ../nbs/05_evaluate.ipynb #66893fdf
+def score_images(model, files, batch_size: int = 32, size: int = IMAGE_SIZE, device: str | None = None, progress: bool = True) -> dict:
+    "Region probabilities (N, 5) and scores (N,) of image `files`, in batches."
+    if batch_size < 1: raise PPADError(f"batch size must be at least 1, not {batch_size}")
+    dataset = ImageDataset(files, size)
+    model.eval()
+    probs = _region_probs(model, dataset, batch_size, device or model.ctx.device, progress)
     return {"files": list(dataset.files), "probs": probs, "scores": aggregate(probs)}
 
+# %% ../nbs/05_evaluate.ipynb #8099cd43
 def write_scores(path, result: dict, root) -> Path:
     "Write a scores CSV (file relative to `root`, score, five region probabilities, and the label when known), atomically."
     root, labelled = Path(root), "labels" in result
@@ -64,6 +70,7 @@ def write_scores(path, result: dict, root) -> Path:
             writer.writerow([Path(file).relative_to(root).as_posix(), f"{score:.8f}"] + [f"{p:.8f}" for p in probs] + label)
     return Path(path)
 
+# %% ../nbs/05_evaluate.ipynb #3c9f98df
 def read_scores(path) -> dict:
     "A scores CSV as {'files', 'scores', 'probs'} (and 'labels' when it has them)."
     path = Path(path)
@@ -79,20 +86,46 @@ def read_scores(path) -> dict:
 METRIC_NAMES = {"acc": "ACC", "auc": "AUC", "f1": "F1", "ap": "AP"}
 THRESHOLD = 0.5
 
-def compute_metrics(labels, scores, threshold: float = THRESHOLD) -> dict:
-    "ACC and F1 at `threshold` (score above it: abnormal), AUC and AP; fractions in [0, 1]."
-    from sklearn import metrics
-    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+def _check_labelled_scores(labels: np.ndarray, scores: np.ndarray):
+    "One-line errors for labels and scores that have no metrics: lengths, NaN, labels other than 0/1, a single class."
     if labels.ndim != 1 or labels.shape != scores.shape: raise PPADError(f"labels {labels.shape} and scores {scores.shape} must be two vectors of one length")
     if len(labels) == 0: raise PPADError("no scores to evaluate")
     if not np.isfinite(scores).all(): raise PPADError(f"{int((~np.isfinite(scores)).sum())} scores are NaN or infinite")
     if not set(np.unique(labels).tolist()) <= {0, 1}: raise PPADError(f"labels must be 0 (normal) or 1 (abnormal), found {sorted(set(np.unique(labels).tolist()))}")
     if len(np.unique(labels)) < 2:
         raise PPADError(f"the test set holds only {LABEL_NAMES[int(labels[0])]} images: AUC and AP need normal and abnormal images")
+
+# %% ../nbs/05_evaluate.ipynb #9486f6d1
+def compute_metrics(labels, scores, threshold: float = THRESHOLD) -> dict:
+    "ACC and F1 at `threshold` (score above it: abnormal), AUC and AP; fractions in [0, 1]."
+    from sklearn import metrics
+    labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
+    _check_labelled_scores(labels, scores)
     predicted = scores > threshold
     return {"acc": float(metrics.accuracy_score(labels, predicted)), "auc": float(metrics.roc_auc_score(labels, scores)),
             "f1": float(metrics.f1_score(labels, predicted, zero_division=0)), "ap": float(metrics.average_precision_score(labels, scores)),
             "n": int(len(labels)), "n_abnormal": int(labels.sum()), "threshold": threshold}
+
+# %% ../nbs/05_evaluate.ipynb #1b339975
+def percent(mean: float, std: float | None = None, decimals: int = 1) -> str:
+    "A fraction as the paper prints it: '89.4 ± 0.6' (percent)."
+    return f"{100 * mean:.{decimals}f}" + (f" ± {100 * std:.{decimals}f}" if std is not None else "")
+
+# %% ../nbs/05_evaluate.ipynb #bbc0d00a
+def _curves_png(labels, scores, metrics) -> bytes:
+    "ROC and precision-recall curves side by side."
+    from matplotlib.figure import Figure
+    from sklearn.metrics import precision_recall_curve, roc_curve
+    figure = Figure(figsize=(9, 4))
+    roc, pr = figure.subplots(1, 2)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    roc.plot(fpr, tpr, lw=2); roc.plot([0, 1], [0, 1], color="gray", ls="--", lw=1)
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC, AUC = {percent(metrics['auc'])}")
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    pr.plot(recall, precision, lw=2); pr.axhline(np.mean(labels), color="gray", ls="--", lw=1)
+    pr.set(xlabel="recall", ylabel="precision", title=f"precision-recall, AP = {percent(metrics['ap'])}", ylim=(0, 1.02))
+    figure.tight_layout()
+    return figure_png(figure, dpi=90)
 
 # %% ../nbs/05_evaluate.ipynb #133db451
 def summarize(per_seed, names=tuple(METRIC_NAMES)) -> dict:
@@ -105,14 +138,20 @@ def summarize(per_seed, names=tuple(METRIC_NAMES)) -> dict:
         summary[name] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0)
     return summary
 
-def percent(mean: float, std: float | None = None, decimals: int = 1) -> str:
-    "A fraction as the paper prints it: '89.4 ± 0.6' (percent)."
-    return f"{100 * mean:.{decimals}f}" + (f" ± {100 * std:.{decimals}f}" if std is not None else "")
-
 # %% ../nbs/05_evaluate.ipynb #135d0bc6
 BOOTSTRAP_RESAMPLES = 1000  # resamples per interval
 CI_LEVEL = 0.95             # the middle 95% of the resampled values
 
+def _redraw_one_class(labels: np.ndarray, indices: np.ndarray, rng) -> np.ndarray:
+    "`indices` with every resample (row) of a single class drawn again, until each holds both classes."
+    for _ in range(1000):  # a resample of one class has no AUC: it is drawn again, never turned into NaN
+        drawn = labels[indices] == 1
+        one_class = drawn.all(axis=1) | ~drawn.any(axis=1)
+        if not one_class.any(): return indices
+        indices[one_class] = rng.integers(0, len(labels), (int(one_class.sum()), len(labels)))
+    raise PPADError("could not draw bootstrap resamples holding both classes: one class has too few images")
+
+# %% ../nbs/05_evaluate.ipynb #2914b6c2
 def bootstrap_indices(labels, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, stratified: bool = True) -> np.ndarray:
     "Resampled image indices (n_resamples, n), seeded; every row holds normal and abnormal images."
     labels = np.asarray(labels)
@@ -123,13 +162,7 @@ def bootstrap_indices(labels, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int 
     if stratified:  # each class drawn with replacement to its own count
         return np.concatenate([negatives[rng.integers(0, len(negatives), (n_resamples, len(negatives)))],
                                positives[rng.integers(0, len(positives), (n_resamples, len(positives)))]], axis=1)
-    indices = rng.integers(0, len(labels), (n_resamples, len(labels)))
-    for _ in range(1000):  # a resample of one class has no AUC: it is drawn again, never turned into NaN
-        drawn = labels[indices] == 1
-        one_class = drawn.all(axis=1) | ~drawn.any(axis=1)
-        if not one_class.any(): return indices
-        indices[one_class] = rng.integers(0, len(labels), (int(one_class.sum()), len(labels)))
-    raise PPADError("could not draw bootstrap resamples holding both classes: one class has too few images")
+    return _redraw_one_class(labels, rng.integers(0, len(labels), (n_resamples, len(labels))), rng)
 
 # %% ../nbs/05_evaluate.ipynb #990ffd50
 def batch_auc(labels, scores) -> np.ndarray:
@@ -141,12 +174,9 @@ def batch_auc(labels, scores) -> np.ndarray:
     ranks = rankdata(np.atleast_2d(np.asarray(scores, dtype=np.float64)), axis=1)
     return ((ranks * labels).sum(axis=1) - positives * (positives + 1) / 2) / (positives * negatives)
 
-def batch_metrics(labels, scores, threshold: float = THRESHOLD) -> dict:
-    "ACC, AUC, F1 and AP of each row of labels and scores (B, n), vectorised: {name: (B,) array}."
-    labels = np.atleast_2d(labels).astype(bool)
-    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
-    predicted = scores > threshold
-    tp, fp, fn = (predicted & labels).sum(1), (predicted & ~labels).sum(1), (~predicted & labels).sum(1)
+# %% ../nbs/05_evaluate.ipynb #6cd476cf
+def _batch_ap(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    "Average precision of each row of boolean labels and float scores (B, n)."
     order = np.argsort(-scores, axis=1, kind="stable")
     ranked, hits = np.take_along_axis(scores, order, 1), np.take_along_axis(labels, order, 1)
     position = np.arange(scores.shape[1])
@@ -154,10 +184,19 @@ def batch_metrics(labels, scores, threshold: float = THRESHOLD) -> dict:
     group_end[:, :-1] = ranked[:, :-1] != ranked[:, 1:]  # the last of a run of tied scores
     end = np.minimum.accumulate(np.where(group_end, position, scores.shape[1])[:, ::-1], axis=1)[:, ::-1]
     precision = np.take_along_axis(np.cumsum(hits, axis=1), end, 1) / (end + 1)
-    return {"acc": (predicted == labels).mean(1), "auc": batch_auc(labels, scores),
-            "f1": np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0),
-            "ap": (precision * hits).sum(1) / hits.sum(1)}
+    return (precision * hits).sum(1) / hits.sum(1)
 
+# %% ../nbs/05_evaluate.ipynb #29c04bcc
+def batch_metrics(labels, scores, threshold: float = THRESHOLD) -> dict:
+    "ACC, AUC, F1 and AP of each row of labels and scores (B, n), vectorised: {name: (B,) array}."
+    labels = np.atleast_2d(labels).astype(bool)
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    predicted = scores > threshold
+    tp, fp, fn = (predicted & labels).sum(1), (predicted & ~labels).sum(1), (~predicted & labels).sum(1)
+    return {"acc": (predicted == labels).mean(1), "auc": batch_auc(labels, scores),
+            "f1": np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0), "ap": _batch_ap(labels, scores)}
+
+# %% ../nbs/05_evaluate.ipynb #e8c845c5
 def bootstrap_ci(labels, scores, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, level: float = CI_LEVEL,
                  threshold: float = THRESHOLD) -> dict:
     "Stratified percentile bootstrap interval of each metric: {name: [low, high]}."
@@ -166,6 +205,7 @@ def bootstrap_ci(labels, scores, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: i
     values, tail = batch_metrics(labels[indices], scores[indices], threshold), (1 - level) / 2
     return {name: [float(np.quantile(v, tail)), float(np.quantile(v, 1 - tail))] for name, v in values.items()}
 
+# %% ../nbs/05_evaluate.ipynb #3443e34c
 def paired_auc_difference(labels, scores_a, scores_b, n_resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0, level: float = CI_LEVEL) -> dict:
     "AUC of `scores_a` minus AUC of `scores_b` on the same images, with a paired bootstrap interval; (seeds, n) scores: mean AUC over seeds."
     labels = np.asarray(labels)
@@ -185,6 +225,7 @@ def keep_below(scores, fraction: float) -> float:
     if len(scores) == 0: raise PPADError("no scores to set a threshold on")
     return float(scores[min(max(int(np.ceil(fraction * len(scores) - 1e-9)), 1), len(scores)) - 1])
 
+# %% ../nbs/05_evaluate.ipynb #82905327
 def rates_at(labels, scores, threshold: float, name: str) -> dict:
     "Sensitivity, specificity, PPV and NPV when a score above `threshold` means abnormal."
     labels, predicted = np.asarray(labels).astype(bool), np.asarray(scores) > threshold
@@ -194,11 +235,13 @@ def rates_at(labels, scores, threshold: float, name: str) -> dict:
     return {"name": name, "threshold": float(threshold), "sensitivity": ratio(tp, tp + fn), "specificity": ratio(tn, tn + fp),
             "ppv": ratio(tp, tp + fp), "npv": ratio(tn, tn + fn)}
 
+# %% ../nbs/05_evaluate.ipynb #0d8ab592
 def run_heldout(run_dir, root) -> list | None:
     "The held-out normal files a run recorded (`heldout.csv`), each checked by its SHA-256; None for a run without the record."
     path = Path(run_dir) / "heldout.csv"
     return read_shot_manifest(path, root) if path.is_file() else None
 
+# %% ../nbs/05_evaluate.ipynb #15110443
 def operating_points(labels, scores, heldout_scores=None, threshold: float = THRESHOLD) -> list:
     "Rates at 0.5, at the thresholds keeping 95% and 90% of held-out normals below (when given), and at 90% and 95% test specificity."
     labels, scores = np.asarray(labels), np.asarray(scores, dtype=np.float64)
@@ -209,6 +252,7 @@ def operating_points(labels, scores, heldout_scores=None, threshold: float = THR
     points += [rates_at(labels, scores, keep_below(normals, q / 100), f"test_specificity_{q}") for q in (90, 95)]
     return points
 
+# %% ../nbs/05_evaluate.ipynb #c2aeb167
 def format_points(points) -> str:
     "Operating points as a Markdown table (rates in percent; '-' where there is nothing to count)."
     cell = lambda v: "-" if v is None else f"{100 * v:.1f}"
@@ -228,6 +272,7 @@ def calibration(labels, scores, bins: int = CALIBRATION_BINS) -> dict:
     ece = sum(r["n"] * abs(r["fraction_abnormal"] - r["mean_score"]) for r in rows) / len(scores)
     return {"ece": float(ece), "bins": rows}
 
+# %% ../nbs/05_evaluate.ipynb #2048fe10
 def _reliability_png(calibrated: dict) -> bytes:
     "Reliability diagram: fraction abnormal against mean score per equal-count bin."
     from matplotlib.figure import Figure
@@ -253,22 +298,7 @@ def evaluate(model, images, batch_size: int = 32, size: int = IMAGE_SIZE, device
     if heldout: result["heldout_scores"] = score_images(model, heldout, batch_size, size, device, progress)["scores"]
     return result
 
-# %% ../nbs/05_evaluate.ipynb #1b339975
-def _curves_png(labels, scores, metrics) -> bytes:
-    "ROC and precision-recall curves side by side."
-    from matplotlib.figure import Figure
-    from sklearn.metrics import precision_recall_curve, roc_curve
-    figure = Figure(figsize=(9, 4))
-    roc, pr = figure.subplots(1, 2)
-    fpr, tpr, _ = roc_curve(labels, scores)
-    roc.plot(fpr, tpr, lw=2); roc.plot([0, 1], [0, 1], color="gray", ls="--", lw=1)
-    roc.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC, AUC = {percent(metrics['auc'])}")
-    precision, recall, _ = precision_recall_curve(labels, scores)
-    pr.plot(recall, precision, lw=2); pr.axhline(np.mean(labels), color="gray", ls="--", lw=1)
-    pr.set(xlabel="recall", ylabel="precision", title=f"precision-recall, AP = {percent(metrics['ap'])}", ylim=(0, 1.02))
-    figure.tight_layout()
-    return figure_png(figure, dpi=90)
-
+# %% ../nbs/05_evaluate.ipynb #fbe881a9
 def _histogram_png(labels, scores) -> bytes:
     "Score histograms of normal and abnormal images, with the 0.5 threshold."
     import seaborn as sns
@@ -282,6 +312,7 @@ def _histogram_png(labels, scores) -> bytes:
     figure.tight_layout()
     return figure_png(figure, dpi=90)
 
+# %% ../nbs/05_evaluate.ipynb #ecbd90d8
 def _extremes_png(result, count: int = 6) -> bytes:
     "The `count` highest- and lowest-scored images with their label, score and five region probabilities."
     from matplotlib.figure import Figure
@@ -299,54 +330,80 @@ def _extremes_png(result, count: int = 6) -> bytes:
     figure.tight_layout(h_pad=1.5)
     return figure_png(figure, dpi=80)
 
-# %% ../nbs/05_evaluate.ipynb #5e42dae8
+# %% ../nbs/05_evaluate.ipynb #f56f9303
 REPORT_FILES = ("README.md", "metrics.json", "scores.csv", "curves.png", "histogram.png", "calibration.png", "extremes.png")
 
+def _write_figures(folder: Path, result: dict, calibrated: dict):
+    "Write the report's four figures into `folder`."
+    labels, scores = result["labels"], result["scores"]
+    for name, png in (("curves.png", _curves_png(labels, scores, result["metrics"])), ("histogram.png", _histogram_png(labels, scores)),
+                      ("calibration.png", _reliability_png(calibrated)), ("extremes.png", _extremes_png(result))):
+        with atomic_write(folder / name, "wb") as f: f.write(png)
+
+# %% ../nbs/05_evaluate.ipynb #fad03fc7
+def _metrics_record(result: dict, title: str, ci: dict, points: list, calibrated: dict, resamples: int, extra: dict | None) -> dict:
+    "The contents of a report's `metrics.json`."
+    heldout = result.get("heldout_scores")
+    return {"title": title, "root": str(Path(result["root"])), **result["metrics"], "ci": ci,
+            "bootstrap": {"resamples": resamples, "level": CI_LEVEL, "seed": 0, "stratified": True, "method": "percentile"},
+            "operating_points": points, "n_heldout_normals": 0 if heldout is None else len(heldout), "calibration": calibrated, **(extra or {})}
+
+# %% ../nbs/05_evaluate.ipynb #da2a6752
 def percent_ci(value: float, ci) -> str:
     "A fraction with its interval, in percent: '89.4 [87.0, 91.6]'."
     return f"{percent(value)} [{percent(ci[0])}, {percent(ci[1])}]"
 
+def _readme_summary(title: str, m: dict, ci: dict, root, resamples: int) -> list:
+    "The README's title, test-set line, metrics table with intervals, and how the score and threshold work."
+    return [f"# {title}", "", f"{m['n']} images ({m['n'] - m['n_abnormal']} normal, {m['n_abnormal']} abnormal) from `{root}`.", "",
+            "| " + " | ".join(METRIC_NAMES.values()) + " |", "|" + " --- |" * len(METRIC_NAMES),
+            "| " + " | ".join(percent_ci(m[k], ci[k]) for k in METRIC_NAMES) + " |", "",
+            f"In brackets: the {CI_LEVEL:.0%} interval of a stratified percentile bootstrap over the test images ({resamples} resamples, seed 0).",
+            "",
+            f"ACC and F1 count a score above {m['threshold']} as abnormal; the score is the maximum region probability when it "
+            f"is above {CONFIDENT}, else their mean.", ""]
+
+# %% ../nbs/05_evaluate.ipynb #98199887
+_POINT_NAMES = {"fixed_0.5": "the paper's fixed threshold", "heldout_normals_95": "keeps 95% of the held-out normal training images at or below",
+               "heldout_normals_90": "keeps 90% of them", "test_specificity_90": "90% specificity on this test set (tuned on it)",
+               "test_specificity_95": "95% specificity on this test set (tuned on it)"}
+
+def _readme_points(points: list, heldout) -> list:
+    "The README's operating-point section."
+    held = (f"Held-out normals: {len(heldout)} normal training images that were not among the shots." if heldout is not None and len(heldout)
+            else "No held-out normal training images were recorded for this evaluation (every training normal was a shot, or the learner "
+                 "came without its run), so only the fixed and the test-set thresholds are given.")
+    return ["## Operating points", "", format_points(points), "",
+            "; ".join(f"`{p['name']}`: {_POINT_NAMES.get(p['name'], p['name'])}" for p in points) + ". " + held, ""]
+
+# %% ../nbs/05_evaluate.ipynb #ac029ba3
+def _readme_rest(calibrated: dict, extra: dict | None) -> list:
+    "The README's calibration and figure sections, and `extra`."
+    lines = ["## Calibration", "", f"Expected calibration error (ECE, {len(calibrated['bins'])} equal-count bins): {calibrated['ece']:.3f}. "
+             f"PPAD's score is the largest region probability when one exceeds {CONFIDENT} and the mean of the five otherwise: a ranking, "
+             "not a fitted probability, so a score of 0.7 need not mean a 70% chance of an abnormal X-ray; choose thresholds from the "
+             "operating points above.", "", "![calibration.png](calibration.png)", "", "## Figures", ""]
+    lines += [f"![{name}]({name})" for name in ("curves.png", "histogram.png", "extremes.png")]
+    lines += ["", "Per-image scores and region probabilities: [scores.csv](scores.csv)."]
+    if extra: lines += ["", "```json", json.dumps(extra, indent=1), "```"]
+    return lines
+
+# %% ../nbs/05_evaluate.ipynb #5e42dae8
 def write_report(folder, result: dict, title: str = "evaluation", extra: dict | None = None, resamples: int = BOOTSTRAP_RESAMPLES) -> Path:
     "Write the report folder of an evaluation (every file atomically); return the folder."
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    root, labels, scores = Path(result["root"]), result["labels"], result["scores"]
+    root, labels, scores, m = Path(result["root"]), result["labels"], result["scores"], result["metrics"]
     write_scores(folder / "scores.csv", result, root)
-    m, heldout = result["metrics"], result.get("heldout_scores")
     ci = bootstrap_ci(labels, scores, resamples, threshold=m["threshold"])
-    points, calibrated = operating_points(labels, scores, heldout, m["threshold"]), calibration(labels, scores)
-    record = {"title": title, "root": str(root), **m, "ci": ci,
-              "bootstrap": {"resamples": resamples, "level": CI_LEVEL, "seed": 0, "stratified": True, "method": "percentile"},
-              "operating_points": points, "n_heldout_normals": 0 if heldout is None else len(heldout), "calibration": calibrated, **(extra or {})}
-    with atomic_write(folder / "metrics.json") as f: json.dump(record, f, indent=1)
-    for name, png in (("curves.png", _curves_png(labels, scores, result["metrics"])), ("histogram.png", _histogram_png(labels, scores)),
-                      ("calibration.png", _reliability_png(calibrated)), ("extremes.png", _extremes_png(result))):
-        with atomic_write(folder / name, "wb") as f: f.write(png)
-    lines = [f"# {title}", "", f"{m['n']} images ({m['n'] - m['n_abnormal']} normal, {m['n_abnormal']} abnormal) from `{root}`.", "",
-             "| " + " | ".join(METRIC_NAMES.values()) + " |", "|" + " --- |" * len(METRIC_NAMES),
-             "| " + " | ".join(percent_ci(m[k], ci[k]) for k in METRIC_NAMES) + " |", "",
-             f"In brackets: the {CI_LEVEL:.0%} interval of a stratified percentile bootstrap over the test images ({resamples} resamples, seed 0).",
-             "",
-             f"ACC and F1 count a score above {m['threshold']} as abnormal; the score is the maximum region probability when it "
-             f"is above {CONFIDENT}, else their mean.", ""]
-    names = {"fixed_0.5": "the paper's fixed threshold", "heldout_normals_95": "keeps 95% of the held-out normal training images at or below",
-             "heldout_normals_90": "keeps 90% of them", "test_specificity_90": "90% specificity on this test set (tuned on it)",
-             "test_specificity_95": "95% specificity on this test set (tuned on it)"}
-    lines += ["## Operating points", "", format_points(points), "",
-              "; ".join(f"`{p['name']}`: {names.get(p['name'], p['name'])}" for p in points) + ". "
-              + (f"Held-out normals: {len(heldout)} normal training images that were not among the shots." if heldout is not None and len(heldout)
-                 else "No held-out normal training images were recorded for this evaluation (every training normal was a shot, or the learner "
-                      "came without its run), so only the fixed and the test-set thresholds are given."), ""]
-    lines += ["## Calibration", "", f"Expected calibration error (ECE, {len(calibrated['bins'])} equal-count bins): {calibrated['ece']:.3f}. "
-              f"PPAD's score is the largest region probability when one exceeds {CONFIDENT} and the mean of the five otherwise: a ranking, "
-              "not a fitted probability, so a score of 0.7 need not mean a 70% chance of an abnormal X-ray; choose thresholds from the "
-              "operating points above.", "", "![calibration.png](calibration.png)", "", "## Figures", ""]
-    lines += [f"![{name}]({name})" for name in ("curves.png", "histogram.png", "extremes.png")]
-    lines += ["", "Per-image scores and region probabilities: [scores.csv](scores.csv)."]
-    if extra: lines += ["", "```json", json.dumps(extra, indent=1), "```"]
+    points, calibrated = operating_points(labels, scores, result.get("heldout_scores"), m["threshold"]), calibration(labels, scores)
+    with atomic_write(folder / "metrics.json") as f: json.dump(_metrics_record(result, title, ci, points, calibrated, resamples, extra), f, indent=1)
+    _write_figures(folder, result, calibrated)
+    lines = _readme_summary(title, m, ci, root, resamples) + _readme_points(points, result.get("heldout_scores")) + _readme_rest(calibrated, extra)
     with atomic_write(folder / "README.md") as f: f.write("\n".join(lines) + "\n")
     return folder
 
+# %% ../nbs/05_evaluate.ipynb #c4159cd4
 def read_report(folder) -> dict:
     "A report folder's metrics and per-image scores."
     folder = Path(folder)
