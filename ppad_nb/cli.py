@@ -21,9 +21,9 @@ from .synthesis import STRENGTHS, synthesized_tiles, write_grid_png
 __all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'torchrun_env', 'quiet_on_this_rank', 'os_error_line', 'run_script',
            'format_table', 'check_output', 'add_options', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error',
            'start_shard', 'leave_job', 'score_shards', 'score_parser', 'score', 'score_main', 'train_parser',
-           'train_command', 'train_main', 'evaluate_parser', 'metrics_line', 'evaluate_command', 'evaluate_main',
-           'reproduce_parser', 'reproduce_command', 'reproduce_main', 'job_devices', 'reproduce_jobs', 'predict_parser',
-           'predict_record', 'explanation', 'predict', 'predict_main', 'demo_parser', 'demo_command', 'demo_main']
+           'train_command', 'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
+           'reproduce_command', 'reproduce_main', 'job_devices', 'reproduce_jobs', 'predict_parser', 'predict_record',
+           'explanation', 'predict', 'predict_main', 'demo_parser', 'demo_command', 'demo_main']
 
 # %% ../nbs/08_cli.ipynb #4f464b82
 def torchrun_env() -> tuple | None:
@@ -364,20 +364,12 @@ def _evaluation_plan(args) -> tuple:
     learner, weights = run_learner(run_dir), args.clip_weights or state.get("clip", {}).get("spec")
     return preset, learner, weights, args.data or state.get("data"), Path(args.out) if args.out else run_dir / "report", run_dir
 
-# %% ../nbs/08_cli.ipynb #66c18f0d
-def metrics_line(report: Path, metrics: dict) -> str:
-    "The four metrics, each with the 95% bootstrap interval recorded in `report`/metrics.json, in one line."
-    import json
-    from ppad_nb.evaluate import METRIC_NAMES, percent
-    ci = json.loads((Path(report) / "metrics.json").read_text())["ci"]
-    return ", ".join(f"{METRIC_NAMES[k]} {percent(metrics[k])} [{percent(ci[k][0])}, {percent(ci[k][1])}]" for k in METRIC_NAMES)
-
 # %% ../nbs/08_cli.ipynb #06e75ddd
 def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import compute_metrics, run_heldout, write_report
+    from ppad_nb.evaluate import compute_metrics, metrics_line, run_heldout, write_report
     from ppad_nb.model import PPAD, load_clip
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)

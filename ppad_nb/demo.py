@@ -69,11 +69,8 @@ def write_demo_grid(out: Path, progress: bool = True) -> Path:
 # %% ../nbs/06a_demo.ipynb #032ee2a5
 def demo_summary(report: Path, metrics: dict, weights: str) -> str:
     "The four metrics with their 95% intervals, and a reminder when the weights were random."
-    import json
-    from ppad_nb.evaluate import METRIC_NAMES, percent
-    ci = json.loads((report / "metrics.json").read_text())["ci"]
-    return (", ".join(f"{METRIC_NAMES[k]} {percent(metrics[k])} [{percent(ci[k][0])}, {percent(ci[k][1])}]" for k in METRIC_NAMES)
-            + (" (random weights: not PPAD's numbers)" if weights.startswith("random:") else ""))
+    from ppad_nb.evaluate import metrics_line
+    return metrics_line(report, metrics) + (" (random weights: not PPAD's numbers)" if weights.startswith("random:") else "")
 
 # %% ../nbs/06a_demo.ipynb #29bd9548
 def demo(out="demo-output", clip_weights=None, epochs: int | None = None, force: bool = False, device: str | None = None, progress: bool = True) -> Path:

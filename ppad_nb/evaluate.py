@@ -20,7 +20,7 @@ __all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESH
            'CALIBRATION_BINS', 'REPORT_FILES', 'aggregate', 'score_images', 'write_scores', 'read_scores',
            'compute_metrics', 'percent', 'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci',
            'paired_auc_difference', 'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points',
-           'calibration', 'evaluate', 'percent_ci', 'write_report', 'read_report']
+           'calibration', 'evaluate', 'percent_ci', 'write_report', 'read_report', 'metrics_line']
 
 # %% ../nbs/05_evaluate.ipynb #a8ff409c
 CONFIDENT = 0.8  # a region above this abnormal probability decides the image's score alone
@@ -411,3 +411,9 @@ def read_report(folder) -> dict:
     try: metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError): raise input_error(folder / "metrics.json", "is damaged (not valid JSON); evaluate again to replace the report") from None
     return {"metrics": metrics, **read_scores(folder / "scores.csv")}
+
+# %% ../nbs/05_evaluate.ipynb #a1e70002
+def metrics_line(report, metrics: dict) -> str:
+    "The four metrics, each with the 95% bootstrap interval recorded in `report`/metrics.json, in one line."
+    ci = json.loads((Path(report) / "metrics.json").read_text(encoding="utf-8"))["ci"]
+    return ", ".join(f"{METRIC_NAMES[k]} {percent(metrics[k])} [{percent(ci[k][0])}, {percent(ci[k][1])}]" for k in METRIC_NAMES)
