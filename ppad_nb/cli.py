@@ -519,7 +519,7 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, choices=[224, 256], default=None, help="first resize: 224, or 256 as for VinDr-CXR (default: the run's, else 224)")
     parser.add_argument("--out", default=None, help="folder for one region-prompt figure per image (IMAGE-NAME.png)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per image instead of text")
-    add_options(parser, "device")
+    add_options(parser, "device", "precision")
     parser.add_argument("--force", action="store_true", help="replace figures that exist in --out")
     return parser
 
@@ -593,7 +593,7 @@ def predict(argv=None) -> list:
     learner, weights, size, threshold, point = _predict_settings(args)
     figures = _figure_paths(files, args.out, args.force)
     device = check_device(args.device or default_device())
-    model = PPAD(load_clip(weights, device=device)).load_learner(learner)
+    model = PPAD.from_learner(load_clip(weights, device=device, precision=args.precision), learner)  # the prompts the learner records
     result = score_images(model, files, batch_size=16, size=size, device=device, progress=len(files) > 1 and not args.json)
     records = [predict_record(f, probs, score, threshold, point) for f, probs, score in zip(files, result["probs"], result["scores"])]
     for f, probs, score, record in zip(files, result["probs"], result["scores"], records):

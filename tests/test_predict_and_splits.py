@@ -35,6 +35,17 @@ def test_predict_gives_a_png_and_its_dicom_the_same_score(tmp_path, sample):
     assert f"{records[0]['score']:.4f}" == scores[0]
 
 
+def test_predict_precision_release_scores_close_to_fp32():
+    "--precision reaches ppad-predict: the released float16 numerics move a score by at most 2e-3 (the release fixture's limit), and do move it."
+    image = FIXTURE / "images" / sorted(p.name for p in (FIXTURE / "images").iterdir())[0]
+    scores = {}
+    for precision in ("fp32", "release"):
+        result = run("ppad-predict", image, *MODEL, "--json", "--precision", precision)
+        assert result.returncode == 0, result.stderr
+        scores[precision] = json.loads(result.stdout)["score"]
+    assert 0 < abs(scores["release"] - scores["fp32"]) <= 2e-3, scores
+
+
 def test_predict_bad_input(tmp_path):
     assert_user_error(run("ppad-predict", tmp_path / "none.png", *MODEL), tmp_path / "none.png", "file not found")
     assert_user_error(run("ppad-predict", FIXTURE / "images" / sorted(p.name for p in (FIXTURE / "images").iterdir())[0], *MODEL,
