@@ -41,6 +41,7 @@ class Method:
     synthesis: str | None = None                      # overrides the preset's synthesis
     trained: bool = True
 
+# %% ../nbs/06_baselines.ipynb #2c3523f3
 METHODS = {m.name: m for m in [
     Method("ppad", "PPAD: position-guided text and image prompts, trained with SAS"),
     Method("chexzero", "CheXzero zero-shot: prompts 'normal.' and 'pneumonia.' (VinDr-CXR: no period, as released), nothing learned", dict(n_ctx=0, position_names=NO_NAMES, image_prompt=False), trained=False),
@@ -50,6 +51,7 @@ METHODS = {m.name: m for m in [
     Method("patch", "PPAD trained with patch paste instead of SAS", synthesis="patch"),
 ]}
 
+# %% ../nbs/06_baselines.ipynb #98d7f9bc
 NO_PERIOD_LAYOUTS = ("vindr",)  # the released VinDr-CXR zero-shot script prompts "normal" / "pneumonia", without the period
 
 def drop_period(model: PPAD) -> PPAD:
@@ -62,6 +64,7 @@ def drop_period(model: PPAD) -> PPAD:
     model.tokens, model._text_cache = tokens, None
     return model
 
+# %% ../nbs/06_baselines.ipynb #c94c2767
 def build_model(method: str | Method, clip, class_names=("normal", "pneumonia"),
                 layout: str | None = None,  # the data set's layout: `vindr` drops the zero-shot prompts' period, as released
                ) -> PPAD:
@@ -87,10 +90,12 @@ PUBLISHED = {
 def _log(message: str, quiet: bool):
     if not quiet: print(message, flush=True)
 
+# %% ../nbs/06_baselines.ipynb #019a9f60
 def _json(value):
     "`value` as it reads back from JSON (tuples become lists), so records and expectations compare equal."
     return json.loads(json.dumps(value))
 
+# %% ../nbs/06_baselines.ipynb #f7ec52de
 def _clip_record(source: dict) -> dict:
     "What identifies a CLIP: the SHA-256 of its weights file, else its spec (random:tiny); and the numerics it ran with."
     source = source or {}
@@ -170,7 +175,9 @@ class Reproduction:
     quiet: bool = False
     overwrite: bool = False
 
-    def log(self, message: str): _log(message, self.quiet)
+# %% ../nbs/06_baselines.ipynb #566ba0c9
+@patch
+def log(self: Reproduction, message: str): _log(message, self.quiet)
 
 # %% ../nbs/06_baselines.ipynb #b1250428
 def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods=("ppad",), out="reproduce", splits=None,
@@ -191,6 +198,7 @@ def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods
 @patch
 def run_dir(self: Reproduction, name: str, seed=None) -> Path: return self.out / name / (f"seed{seed}" if seed is not None else "")
 
+# %% ../nbs/06_baselines.ipynb #747fe1c5
 @patch
 def method_preset(self: Reproduction, name: str) -> Preset:
     return replace(self.preset, synthesis=METHODS[name].synthesis or self.preset.synthesis)
@@ -289,6 +297,20 @@ def table_rows(preset: Preset, results: dict, differences: dict | None = None) -
                      round(100 * diff["ci"][0], 2), round(100 * diff["ci"][1], 2)])
     return rows
 
+# %% ../nbs/06_baselines.ipynb #bec639b2
+def _table_cells(name: str, per_seed: list, preset: Preset, differences: dict | None = None) -> list:
+    "One method's cells of the Markdown table: ours and the paper's number per metric, then the AUC difference to PPAD."
+    summary, cells = summarize(per_seed, preset.metrics), []
+    for metric in preset.metrics:
+        mean, std = summary[metric]
+        published = PUBLISHED.get(preset.name, {}).get(name, {}).get(metric)
+        cells += [percent(mean, std if len(per_seed) > 1 else None), "-" if published is None else f"{published[0]:.1f}" + (f" ± {published[1]:.1f}" if published[1] is not None else "")]
+    if differences:
+        diff = differences.get(name)
+        cells.append("-" if diff is None else f"{100 * diff['difference']:+.1f} [{100 * diff['ci'][0]:+.1f}, {100 * diff['ci'][1]:+.1f}]")
+    return cells
+
+# %% ../nbs/06_baselines.ipynb #9cfd2df8
 def markdown_table(preset: Preset, results: dict, clip=None, differences: dict | None = None) -> str:
     "The results as the paper prints them, with the published numbers beside ours."
     lines = [f"**{preset.name}**: {preset.description}", ""]  # bold, not a heading: shown in a notebook, a heading would be its biggest title
@@ -297,17 +319,7 @@ def markdown_table(preset: Preset, results: dict, clip=None, differences: dict |
         lines += [f"**These numbers come from `{source['spec']}`, a randomly initialised CLIP: they are not PPAD's.**", ""]
     lines += ["| method | seeds | " + " | ".join(f"{METRIC_NAMES[m]} (%) | paper" for m in preset.metrics) + (" | AUC - ppad [95% CI]" if differences else "") + " |",
               "| --- | --- | " + " | ".join("--- | ---" for _ in preset.metrics) + (" | ---" if differences else "") + " |"]
-    for name, per_seed in results.items():
-        summary = summarize(per_seed, preset.metrics)
-        cells = []
-        for metric in preset.metrics:
-            mean, std = summary[metric]
-            published = PUBLISHED.get(preset.name, {}).get(name, {}).get(metric)
-            cells += [percent(mean, std if len(per_seed) > 1 else None), "-" if published is None else f"{published[0]:.1f}" + (f" ± {published[1]:.1f}" if published[1] is not None else "")]
-        if differences:
-            diff = differences.get(name)
-            cells.append("-" if diff is None else f"{100 * diff['difference']:+.1f} [{100 * diff['ci'][0]:+.1f}, {100 * diff['ci'][1]:+.1f}]")
-        lines.append(f"| {name} | {len(per_seed)} | " + " | ".join(cells) + " |")
+    lines += [f"| {name} | {len(per_seed)} | " + " | ".join(_table_cells(name, per_seed, preset, differences)) + " |" for name, per_seed in results.items()]
     lines += ["", f"Mean ± sample standard deviation over seeds; ACC and F1 at the threshold 0.5. CLIP: `{source.get('spec', '?')}`"
               + (f" (SHA-256 {source['sha256'][:16]}...)." if source.get("sha256") else "."),
               "Methods: " + "; ".join(f"`{n}`: {METHODS[n].description}" for n in results) + "."]
@@ -317,6 +329,7 @@ def markdown_table(preset: Preset, results: dict, clip=None, differences: dict |
                   "difference the test set can tell apart)."]
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/06_baselines.ipynb #1156f638
 def write_table(out, preset: Preset, results: dict, clip=None, differences: dict | None = None) -> Path:
     "Write table.md and table.csv into `out` (atomically)."
     out = Path(out)

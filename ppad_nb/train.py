@@ -49,6 +49,7 @@ class TrainingSample:
     target: tuple          # (1, 0) normal or (0, 1) synthesized anomaly
     synthesis: object      # the `Synthesis` that made the anomaly, or None
 
+# %% ../nbs/04_train.ipynb #66d4b046
 class TrainingSet:
     "Few-shot training samples: a random region each, and with probability `synthesis_prob` an anomaly in it."
     def __init__(self, images, seed: int, synthesis: str = "sas", synthesis_prob: float = 0.5, sources=None):
@@ -56,26 +57,32 @@ class TrainingSet:
         self.images, self.seed, self.synthesis, self.synthesis_prob = list(images), seed, synthesis, synthesis_prob
         self.sources = self.images if sources is None else list(sources)  # patch sources: arrays, or image files read when needed
 
-    def source(self, index: int) -> np.ndarray:
-        "Patch source `index`, at the shots' size."
-        source = self.sources[index]
-        return source if isinstance(source, np.ndarray) else load_image(source, len(self.images[0]))
-
     def __len__(self): return len(self.images)
 
-    def sample(self, epoch: int, index: int) -> TrainingSample:
-        "The sample of `index` in `epoch`: always the same for the same seed."
-        rng = np.random.default_rng([self.seed, SAMPLE_STREAM, epoch, index])
-        image, region = self.images[index], int(rng.integers(5))
-        if rng.random() >= self.synthesis_prob: return TrainingSample(image, region, (1.0, 0.0), None)
-        if self.synthesis == "sas": result = synthesize_anomaly(image, region, rng)
-        else: result = paste_patch(image, self.source(int(rng.integers(len(self.sources)))), region, rng)
-        return TrainingSample(result.image, region, (0.0, 1.0), result)
+# %% ../nbs/04_train.ipynb #5fd4cc1f
+@patch
+def source(self: TrainingSet, index: int) -> np.ndarray:
+    "Patch source `index`, at the shots' size."
+    source = self.sources[index]
+    return source if isinstance(source, np.ndarray) else load_image(source, len(self.images[0]))
 
-    def __getitem__(self, key):
-        "Model input for a key (epoch, index): (image tensor (3, 224, 224), region, target (2,))."
-        sample = self.sample(*key)
-        return to_tensor(sample.image), sample.region, torch.tensor(sample.target)
+# %% ../nbs/04_train.ipynb #655484c7
+@patch
+def sample(self: TrainingSet, epoch: int, index: int) -> TrainingSample:
+    "The sample of `index` in `epoch`: always the same for the same seed."
+    rng = np.random.default_rng([self.seed, SAMPLE_STREAM, epoch, index])
+    image, region = self.images[index], int(rng.integers(5))
+    if rng.random() >= self.synthesis_prob: return TrainingSample(image, region, (1.0, 0.0), None)
+    if self.synthesis == "sas": result = synthesize_anomaly(image, region, rng)
+    else: result = paste_patch(image, self.source(int(rng.integers(len(self.sources)))), region, rng)
+    return TrainingSample(result.image, region, (0.0, 1.0), result)
+
+# %% ../nbs/04_train.ipynb #7fbd2203
+@patch
+def __getitem__(self: TrainingSet, key):
+    "Model input for a key (epoch, index): (image tensor (3, 224, 224), region, target (2,))."
+    sample = self.sample(*key)
+    return to_tensor(sample.image), sample.region, torch.tensor(sample.target)
 
 # %% ../nbs/04_train.ipynb #86b16744
 class EpochBatches:
@@ -89,17 +96,22 @@ class EpochBatches:
 
     def __len__(self): return self.per_epoch * (self.epochs - self.start_epoch)
 
-    def __iter__(self):
-        for epoch in range(self.start_epoch, self.epochs):
-            order = np.random.default_rng([self.seed, ORDER_STREAM, epoch]).permutation(self.n)
-            for start in range(0, self.n, self.batch_size):
-                yield [(epoch, int(i)) for i in order[start:start + self.batch_size]]
+# %% ../nbs/04_train.ipynb #734670e7
+@patch
+def __iter__(self: EpochBatches):
+    "Each epoch's keys in a seeded order, `batch_size` at a time."
+    for epoch in range(self.start_epoch, self.epochs):
+        order = np.random.default_rng([self.seed, ORDER_STREAM, epoch]).permutation(self.n)
+        for start in range(0, self.n, self.batch_size):
+            yield [(epoch, int(i)) for i in order[start:start + self.batch_size]]
 
+# %% ../nbs/04_train.ipynb #c8242b1e
 def _quiet_worker(worker_id: int):
     "Workers make one sample at a time: OpenCV gets one thread, as PyTorch already does in a DataLoader worker."
     import cv2
     cv2.setNumThreads(1)
 
+# %% ../nbs/04_train.ipynb #7a714163
 def training_loader(dataset: TrainingSet, batch_size: int, seed: int, epochs: int, start_epoch: int = 0, workers: int = 0):
     "A DataLoader over `dataset` whose workers make samples from their keys."
     import multiprocessing
@@ -116,6 +128,7 @@ def prompt_optimizer(model: PPAD, lr: float = 0.001, momentum: float = 0.9, t_ma
     optimizer = torch.optim.SGD([model.ctx, model.mask_embedding], lr=lr, momentum=momentum)
     return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t_max)
 
+# %% ../nbs/04_train.ipynb #bd78b668
 def fit(model: PPAD, batches, *, lr: float = 0.001, momentum: float = 0.9, t_max: int = 100,
         optimizer=None, scheduler=None, on_step=None) -> list:
     "Train the prompts on `batches` of (images, regions, targets); the loss of each step."
@@ -158,6 +171,7 @@ LEARNER_FILE = "learner.safetensors"  # the kit's learner; runs of earlier versi
 RUN_FILES = ("checkpoint.pt", "run.json", "shots.csv", "heldout.csv", LEARNER_FILE, "learner_official.pt", "history.csv", "loss.png")
 OLD_RUN_FILES = ("learner.pt",)
 
+# %% ../nbs/04_train.ipynb #38997747
 @dataclass
 class TrainResult:
     "What `train` returns."
@@ -181,6 +195,7 @@ def read_run_state(run_dir: Path) -> dict | None:
         raise input_error(path, "is not a run record of the kit (no preset or epochs_done); move it away or pass --overwrite")
     return state
 
+# %% ../nbs/04_train.ipynb #fcca251c
 def run_learner(run_dir) -> Path:
     "The kit's learner file of a finished run folder (learner.safetensors, or learner.pt from earlier versions)."
     run_dir = Path(run_dir)
@@ -196,6 +211,7 @@ def _digest(checkpoint: dict) -> str:
     for t in tensors: digest.update(t.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
+# %% ../nbs/04_train.ipynb #159209a5
 def read_run_checkpoint(run_dir) -> dict:
     "A run's checkpoint.pt, checked: the kit's format, every field present, tensors finite and as they were written."
     path = Path(run_dir) / "checkpoint.pt"
@@ -251,6 +267,7 @@ def _history_rows(history) -> list:
 def _history_dicts(rows) -> list:
     return [{"iteration": int(i), "epoch": int(e), "loss": float(l), "lr": float(r)} for i, e, l, r in rows]
 
+# %% ../nbs/04_train.ipynb #825be350
 def write_history(path, history):
     "The loss and learning rate of every iteration, as CSV (atomically)."
     with atomic_write(path, newline="") as f:
@@ -296,6 +313,7 @@ def _check_same_clip(checkpoint: dict, clip, run_dir: Path):
         raise input_error(run_dir, f"was started with the CLIP {theirs.get('spec')} ({key} {str(theirs.get(key))[:16]}), "
                                    f"not {ours.get('spec')} ({key} {str(ours.get(key))[:16]}); resume with the same --clip-weights")
 
+# %% ../nbs/04_train.ipynb #e16ec5eb
 def _check_same_model(checkpoint: dict, model: PPAD, run_dir: Path):
     "Refuse to resume into a model with another CLIP, other prompt settings or another precision."
     _check_same_clip(checkpoint, model.clip, run_dir)
@@ -338,6 +356,7 @@ class Run:
     history: list = field(default_factory=list)  # one dict per iteration: iteration, epoch, loss, lr
     started: float = field(default_factory=time.time)
 
+# %% ../nbs/04_train.ipynb #8942d935
 @patch(as_prop=True)
 def per_epoch(self: Run) -> int: return math.ceil(len(self.shots) / self.preset.batch_size)
 
@@ -347,6 +366,7 @@ def epochs_done(self: Run) -> int: return len(self.history) // self.per_epoch
 # %% ../nbs/04_train.ipynb #77d1b1df
 def _relative(files, root: Path) -> list: return [Path(f).relative_to(root).as_posix() for f in files]
 
+# %% ../nbs/04_train.ipynb #6b540472
 def start_run(preset: Preset, seed: int = 0, data=None, out=None, resume: bool = False, overwrite: bool = False, shots_file=None) -> Run:
     "Check the run folder `out` and choose the shots of a run; nothing is written yet."
     run_dir = Path(out) if out is not None else None
