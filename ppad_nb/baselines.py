@@ -13,19 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fastcore.basics import patch
 
 from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights_path, data_root, default_device, get_preset,
                             input_error, preset_from_dict)
-from .data import REGION_NAMES, read_dataset
+from .data import REGION_NAMES, file_digest, read_dataset
 from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, evaluate, paired_auc_difference, percent, read_report,
                               run_heldout, summarize, write_report)
 from .model import PPAD, load_clip, prompt_text, resolve_clip
 from .safety import check_device, check_seed, check_writable, folder_lock
-from .train import read_run_state, run_learner, train
+from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
 
 # %% auto #0
 __all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'Method', 'drop_period', 'build_model', 'split_file',
-           'auc_differences', 'reproduce', 'table_rows', 'markdown_table', 'write_table']
+           'auc_differences', 'prompt_texts', 'Reproduction', 'start_reproduction', 'reproduce', 'table_rows',
+           'markdown_table', 'write_table']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -35,10 +37,11 @@ class Method:
     "A baseline or ablation: PPAD with some parts switched off."
     name: str
     description: str
-    model_options: dict = field(default_factory=dict)  # PPAD(...) arguments: position_names, image_prompt, n_ctx
+    prompts: dict = field(default_factory=dict)   # PPAD's prompt settings: position_names, image_prompt, n_ctx
     synthesis: str | None = None                      # overrides the preset's synthesis
     trained: bool = True
 
+# %% ../nbs/06_baselines.ipynb #2c3523f3
 METHODS = {m.name: m for m in [
     Method("ppad", "PPAD: position-guided text and image prompts, trained with SAS"),
     Method("chexzero", "CheXzero zero-shot: prompts 'normal.' and 'pneumonia.' (VinDr-CXR: no period, as released), nothing learned", dict(n_ctx=0, position_names=NO_NAMES, image_prompt=False), trained=False),
@@ -48,6 +51,7 @@ METHODS = {m.name: m for m in [
     Method("patch", "PPAD trained with patch paste instead of SAS", synthesis="patch"),
 ]}
 
+# %% ../nbs/06_baselines.ipynb #98d7f9bc
 NO_PERIOD_LAYOUTS = ("vindr",)  # the released VinDr-CXR zero-shot script prompts "normal" / "pneumonia", without the period
 
 def drop_period(model: PPAD) -> PPAD:
@@ -60,12 +64,13 @@ def drop_period(model: PPAD) -> PPAD:
     model.tokens, model._text_cache = tokens, None
     return model
 
+# %% ../nbs/06_baselines.ipynb #c94c2767
 def build_model(method: str | Method, clip, class_names=("normal", "pneumonia"),
                 layout: str | None = None,  # the data set's layout: `vindr` drops the zero-shot prompts' period, as released
                ) -> PPAD:
     "The (untrained) model of a method; on VinDr-CXR (`layout`) the zero-shot prompts lose their period, as released."
     method = METHODS[method] if isinstance(method, str) else method
-    model = PPAD(clip, class_names=class_names, **method.model_options)
+    model = PPAD(clip, class_names=class_names, **method.prompts)
     return drop_period(model) if not method.trained and layout in NO_PERIOD_LAYOUTS else model
 
 # %% ../nbs/06_baselines.ipynb #baaaefc7
@@ -85,10 +90,12 @@ PUBLISHED = {
 def _log(message: str, quiet: bool):
     if not quiet: print(message, flush=True)
 
+# %% ../nbs/06_baselines.ipynb #019a9f60
 def _json(value):
     "`value` as it reads back from JSON (tuples become lists), so records and expectations compare equal."
     return json.loads(json.dumps(value))
 
+# %% ../nbs/06_baselines.ipynb #f7ec52de
 def _clip_record(source: dict) -> dict:
     "What identifies a CLIP: the SHA-256 of its weights file, else its spec (random:tiny); and the numerics it ran with."
     source = source or {}
@@ -96,6 +103,7 @@ def _clip_record(source: dict) -> dict:
     # records from before the precision option: float32, weights as stored
     return {**weights, "precision": source.get("precision", "fp32"), "rounded_like_release": source.get("rounded_like_release", False)}
 
+# %% ../nbs/06_baselines.ipynb #d54ab85e
 def _difference(recorded: dict, expected: dict) -> str | None:
     "The first setting in which a recorded result differs from the one asked for, as 'NAME = THEIRS, not OURS'; None if none does."
     for key, ours in expected.items():
@@ -111,6 +119,7 @@ def _difference(recorded: dict, expected: dict) -> str | None:
         elif theirs != ours: return f"{key} = {theirs!r}, not {ours!r}"
     return None
 
+# %% ../nbs/06_baselines.ipynb #abce7951
 def _report_done(report_dir: Path, made_with: dict) -> bool | None:
     "True for a complete report made exactly as asked; None for a report of the same settings but an older learner (or a partial one); False otherwise."
     if not all((report_dir / name).is_file() for name in REPORT_FILES): return None   # missing or partial: recompute
@@ -121,6 +130,7 @@ def _report_done(report_dir: Path, made_with: dict) -> bool | None:
     if _difference(theirs, {k: v for k, v in made_with.items() if k != "learner_sha256"}) is not None: return False
     return True if theirs.get("learner_sha256") == made_with.get("learner_sha256") else None
 
+# %% ../nbs/06_baselines.ipynb #506a1d64
 def split_file(splits, seed: int) -> Path:
     "The shots file of `seed` in a splits folder: `seedS.csv`, `seedS/shots.csv`, or an earlier reproduction's `ppad/seedS/shots.csv`."
     splits = Path(splits)
@@ -129,6 +139,7 @@ def split_file(splits, seed: int) -> Path:
         if candidate.is_file(): return candidate
     raise input_error(splits, f"has no split for seed {seed} (expected seed{seed}.csv, seed{seed}/shots.csv or ppad/seed{seed}/shots.csv)")
 
+# %% ../nbs/06_baselines.ipynb #f4bcf995
 def auc_differences(reports: dict, reference: str = "ppad", resamples: int = BOOTSTRAP_RESAMPLES) -> dict:
     "Each method's mean AUC over its seeds minus the reference's, with a paired bootstrap interval over the same test images."
     if reference not in reports: return {}
@@ -141,12 +152,37 @@ def auc_differences(reports: dict, reference: str = "ppad", resamples: int = BOO
         differences[name] = paired_auc_difference(base[0]["labels"], [r["scores"] for r in runs], [r["scores"] for r in base], resamples)
     return differences
 
-def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, methods=("ppad",), out="reproduce", workers: int = 0,
-              device: str | None = None, eval_batch_size: int = 32, clip=None, settings=None, quiet: bool = False, overwrite: bool = False,
-              splits=None, precision: str = "fp32", **overrides) -> dict:
-    "Train and evaluate every method and seed (restartable), and write the paper-format table; returns {method: [metrics per seed]}."
-    from ppad_nb.data import file_digest
-    preset = get_preset(preset, settings, **overrides) if isinstance(preset, str) else check_preset(replace(preset, **{k: v for k, v in overrides.items() if v is not None}))
+# %% ../nbs/06_baselines.ipynb #5f1abd6c
+def prompt_texts(model: PPAD) -> list:
+    "The prompts `model` gives CLIP, decoded from its tokens (lower case, as the tokenizer reads them): one list of class prompts per region."
+    from open_clip.tokenizer import _tokenizer
+    return [[_tokenizer.decode([int(t) for t in row[1:int(row.argmax())]]).strip() for row in region] for region in model.tokens.cpu()]
+
+# %% ../nbs/06_baselines.ipynb #a47538ab
+@dataclass
+class Reproduction:
+    "What every method and seed of a reproduction shares."
+    preset: Preset
+    seeds: tuple
+    clip: object                    # the loaded CLIP
+    root: Path                      # the data folder
+    test_set: object                # the preset's test set
+    out: Path                       # OUT/METHOD/seedS per run, OUT/table.md
+    split_files: dict = field(default_factory=dict)  # seed -> shots file, when `splits` is given
+    device: str = "cpu"
+    workers: int = 0
+    eval_batch_size: int = 32
+    quiet: bool = False
+    overwrite: bool = False
+
+# %% ../nbs/06_baselines.ipynb #566ba0c9
+@patch
+def log(self: Reproduction, message: str): _log(message, self.quiet)
+
+# %% ../nbs/06_baselines.ipynb #b1250428
+def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods=("ppad",), out="reproduce", splits=None,
+                       device: str | None = None, precision: str = "fp32", **options) -> Reproduction:
+    "Check the methods, seeds and folders, read the test set and load CLIP: every argument is checked before any work."
     unknown = [m for m in methods if m not in METHODS]
     if unknown: raise PPADError(f"unknown method(s) {', '.join(unknown)} (known: {', '.join(METHODS)})")
     seeds = tuple(check_seed(s, "--seeds") for s in (preset.seeds if seeds is None else seeds))
@@ -155,52 +191,94 @@ def reproduce(preset="zhanglab", data=None, clip_weights=None, seeds=None, metho
     check_writable(out, folder=True)
     root = data_root(preset, data)
     test_set = read_dataset(root, preset.layout, "test")
-    split_files = {seed: split_file(splits, seed) for seed in seeds} if splits is not None else {}  # all checked before any work
-    if clip is None: clip = resolve_clip(clip_weights, device=device, precision=precision)
-    clip_record, results, reports = _clip_record(getattr(clip, "ppad_source", {})), {}, {}
-    with folder_lock(out):
+    split_files = {seed: split_file(splits, seed) for seed in seeds} if splits is not None else {}
+    return Reproduction(preset, seeds, loaded_clip(clip, device, precision), root, test_set, out, split_files, device, **options)
+
+# %% ../nbs/06_baselines.ipynb #83a61174
+@patch
+def run_dir(self: Reproduction, name: str, seed=None) -> Path: return self.out / name / (f"seed{seed}" if seed is not None else "")
+
+# %% ../nbs/06_baselines.ipynb #747fe1c5
+@patch
+def method_preset(self: Reproduction, name: str) -> Preset:
+    return replace(self.preset, synthesis=METHODS[name].synthesis or self.preset.synthesis)
+
+def _label(name: str, seed=None) -> str: return name + (f" seed {seed}" if seed is not None else "")
+
+# %% ../nbs/06_baselines.ipynb #2a52d8da
+@patch
+def made_with(self: Reproduction, name: str, seed=None) -> dict:
+    "What a method's run and report are made with: compared before either is kept."
+    model = build_model(name, self.clip, self.preset.class_names, self.preset.layout)
+    record = {"preset": _json(asdict(self.method_preset(name))), "clip": _clip_record(getattr(self.clip, "ppad_source", {})),
+              "data": str(self.root), "model": _json(model.model_config()), "seed": seed}
+    if not METHODS[name].trained: return {**record, "prompts": prompt_texts(model)}
+    return {**record, "split_sha256": file_digest(self.split_files[seed]) if seed in self.split_files else None}
+
+# %% ../nbs/06_baselines.ipynb #dd09ac53
+@patch
+def train_method(self: Reproduction, name: str, seed: int, made_with: dict) -> Path:
+    "The learner of a method and seed: a finished run kept, or trained (resumed where it stopped)."
+    run_dir, label = self.run_dir(name, seed), _label(name, seed)
+    state = read_run_state(run_dir) if run_dir.is_dir() else None
+    changed = _difference(state, made_with) if state else None
+    if changed and not self.overwrite: raise input_error(run_dir, f"was made with {changed}; pass --overwrite to recompute it, or choose another --out")
+    if state and state.get("finished") and not changed:
+        self.log(f"{label}: finished run kept ({run_dir})")
+        return run_learner(run_dir)
+    resume, started = not changed and (run_dir / "checkpoint.pt").is_file(), time.time()
+    self.log(f"{label}: {'resuming from epoch ' + str(state['epochs_done']) if resume and state else 'training'} ...")
+    train(self.method_preset(name), data=self.root, clip=self.clip, seed=seed, out=run_dir, resume=resume, overwrite=bool(changed),
+          workers=self.workers, device=self.device, progress=not self.quiet, prompts=METHODS[name].prompts, shots_file=self.split_files.get(seed))
+    self.log(f"{label}: trained in {time.time() - started:.0f} s")
+    return run_learner(run_dir)
+
+# %% ../nbs/06_baselines.ipynb #51a5e68e
+@patch
+def method_model(self: Reproduction, name: str, seed=None) -> tuple:
+    "(model, made_with) of a method and seed: the trained learner, or the zero-shot model."
+    made_with = self.made_with(name, seed)
+    if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), {**made_with, "learner_sha256": None}
+    learner = self.train_method(name, seed, made_with)
+    return PPAD.from_learner(self.clip, learner), {**made_with, "learner_sha256": file_digest(learner)}
+
+# %% ../nbs/06_baselines.ipynb #65874465
+@patch
+def evaluate_method(self: Reproduction, name: str, seed, model: PPAD, made_with: dict) -> dict:
+    "The report of a method and seed (as `read_report` reads it), kept or computed."
+    run_dir, label = self.run_dir(name, seed), _label(name, seed)
+    report_dir, preset = run_dir / "report", self.preset
+    done = _report_done(report_dir, made_with)
+    if done is False and not self.overwrite:
+        recorded = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["made_with"]
+        raise input_error(report_dir, f"was made with {_difference(recorded, made_with)}; pass --overwrite to recompute it, or choose another --out")
+    if done: self.log(f"{label}: report kept ({report_dir})")
+    else:
+        evaluation = evaluate(model, self.test_set, self.eval_batch_size, preset.synthesis_size, self.device, progress=not self.quiet,
+                              heldout=run_heldout(run_dir, self.root) if METHODS[name].trained else None)
+        write_report(report_dir, evaluation, title=f"{METHODS[name].description}; {preset.name}" + (f", seed {seed}" if seed is not None else ""),
+                     extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(self.clip, "ppad_source", {}), "made_with": made_with})
+        self.log(f"{label}: evaluated (" + ", ".join(f"{METRIC_NAMES[k]} {percent(evaluation['metrics'][k])}" for k in preset.metrics) + ")")
+    return read_report(report_dir)
+
+# %% ../nbs/06_baselines.ipynb #2380b1bc
+def reproduce(preset="zhanglab",  # a preset name or a `Preset` (see `resolve_preset`)
+              data=None,
+              clip=None,          # a loaded CLIP, or its spec: a weights file, `random:...`, None for $PPAD_CLIP_WEIGHTS
+              seeds=None, methods=("ppad",), out="reproduce", workers: int = 0, device: str | None = None, eval_batch_size: int = 32,
+              quiet: bool = False, overwrite: bool = False,
+              splits=None,        # a folder of split files (seedS.csv, ...): each seed trains on exactly those shots
+              precision: str = "fp32", **overrides) -> dict:
+    "Train and evaluate every method and seed (restartable), and write the paper-format table; returns {method: [metrics per seed]}."
+    preset = resolve_preset(preset, **overrides)
+    job = start_reproduction(preset, data, clip, seeds, methods, out, splits, device, precision, workers=workers,
+                             eval_batch_size=eval_batch_size, quiet=quiet, overwrite=overwrite)
+    reports = {}
+    with folder_lock(job.out):
         for name in methods:
-            method, results[name] = METHODS[name], []
-            run_preset = replace(preset, synthesis=method.synthesis or preset.synthesis)
-            config = _json(build_model(method, clip, preset.class_names).model_config())
-            for seed in (seeds if method.trained else (None,)):
-                run_dir = out / name / (f"seed{seed}" if seed is not None else "")
-                label, started = f"{name}" + (f" seed {seed}" if seed is not None else ""), time.time()
-                expected = {"preset": _json(asdict(run_preset)), "clip": clip_record, "data": str(root), "model": config}
-                if method.trained:
-                    state = read_run_state(run_dir) if run_dir.is_dir() else None
-                    changed = _difference(state, {**expected, "seed": seed}) if state else None
-                    if changed and not overwrite:
-                        raise input_error(run_dir, f"was made with {changed}; pass --overwrite to recompute it, or choose another --out")
-                    if state and state.get("finished") and not changed: _log(f"{label}: finished run kept ({run_dir})", quiet)
-                    else:
-                        resume = not changed and (run_dir / "checkpoint.pt").is_file()
-                        _log(f"{label}: {'resuming from epoch ' + str(state['epochs_done']) if resume and state else 'training'} ...", quiet)
-                        train(run_preset, data=root, seed=seed, out=run_dir, resume=resume, overwrite=bool(changed), workers=workers, device=device,
-                              clip=clip, progress=not quiet, model_options=method.model_options, shots_file=split_files.get(seed))
-                        _log(f"{label}: trained in {time.time() - started:.0f} s", quiet)
-                    learner = run_learner(run_dir)
-                    model = PPAD.from_learner(clip, learner)
-                    made_with = {**expected, "seed": seed, "learner_sha256": file_digest(learner)}
-                else:
-                    model, made_with = build_model(method, clip, preset.class_names, preset.layout), {**expected, "seed": None, "learner_sha256": None}
-                report_dir = run_dir / "report"
-                done = _report_done(report_dir, made_with)
-                if done is False and not overwrite:
-                    recorded = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["made_with"]
-                    raise input_error(report_dir, f"was made with {_difference(recorded, made_with)}; pass --overwrite to recompute it, or choose another --out")
-                if not done:
-                    evaluation = evaluate(model, test_set, eval_batch_size, preset.synthesis_size, device, progress=not quiet,
-                                          heldout=run_heldout(run_dir, root) if method.trained else None)
-                    write_report(report_dir, evaluation, title=f"{METHODS[name].description}; {preset.name}" + (f", seed {seed}" if seed is not None else ""),
-                                 extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(clip, "ppad_source", {}), "made_with": made_with})
-                    scores = ", ".join(f"{METRIC_NAMES[k]} {percent(evaluation['metrics'][k])}" for k in preset.metrics)
-                    _log(f"{label}: evaluated ({scores})", quiet)
-                else:
-                    _log(f"{label}: report kept ({report_dir})", quiet)
-                reports.setdefault(name, []).append(read_report(report_dir))
-                results[name].append(reports[name][-1]["metrics"])
-        write_table(out, preset, results, clip, auc_differences(reports))
+            reports[name] = [job.evaluate_method(name, seed, *job.method_model(name, seed)) for seed in (job.seeds if METHODS[name].trained else (None,))]
+        results = {name: [r["metrics"] for r in runs] for name, runs in reports.items()}
+        write_table(job.out, preset, results, job.clip, auc_differences(reports))
     return results
 
 # %% ../nbs/06_baselines.ipynb #d34b42bb
@@ -219,6 +297,20 @@ def table_rows(preset: Preset, results: dict, differences: dict | None = None) -
                      round(100 * diff["ci"][0], 2), round(100 * diff["ci"][1], 2)])
     return rows
 
+# %% ../nbs/06_baselines.ipynb #bec639b2
+def _table_cells(name: str, per_seed: list, preset: Preset, differences: dict | None = None) -> list:
+    "One method's cells of the Markdown table: ours and the paper's number per metric, then the AUC difference to PPAD."
+    summary, cells = summarize(per_seed, preset.metrics), []
+    for metric in preset.metrics:
+        mean, std = summary[metric]
+        published = PUBLISHED.get(preset.name, {}).get(name, {}).get(metric)
+        cells += [percent(mean, std if len(per_seed) > 1 else None), "-" if published is None else f"{published[0]:.1f}" + (f" ± {published[1]:.1f}" if published[1] is not None else "")]
+    if differences:
+        diff = differences.get(name)
+        cells.append("-" if diff is None else f"{100 * diff['difference']:+.1f} [{100 * diff['ci'][0]:+.1f}, {100 * diff['ci'][1]:+.1f}]")
+    return cells
+
+# %% ../nbs/06_baselines.ipynb #9cfd2df8
 def markdown_table(preset: Preset, results: dict, clip=None, differences: dict | None = None) -> str:
     "The results as the paper prints them, with the published numbers beside ours."
     lines = [f"**{preset.name}**: {preset.description}", ""]  # bold, not a heading: shown in a notebook, a heading would be its biggest title
@@ -227,17 +319,7 @@ def markdown_table(preset: Preset, results: dict, clip=None, differences: dict |
         lines += [f"**These numbers come from `{source['spec']}`, a randomly initialised CLIP: they are not PPAD's.**", ""]
     lines += ["| method | seeds | " + " | ".join(f"{METRIC_NAMES[m]} (%) | paper" for m in preset.metrics) + (" | AUC - ppad [95% CI]" if differences else "") + " |",
               "| --- | --- | " + " | ".join("--- | ---" for _ in preset.metrics) + (" | ---" if differences else "") + " |"]
-    for name, per_seed in results.items():
-        summary = summarize(per_seed, preset.metrics)
-        cells = []
-        for metric in preset.metrics:
-            mean, std = summary[metric]
-            published = PUBLISHED.get(preset.name, {}).get(name, {}).get(metric)
-            cells += [percent(mean, std if len(per_seed) > 1 else None), "-" if published is None else f"{published[0]:.1f}" + (f" ± {published[1]:.1f}" if published[1] is not None else "")]
-        if differences:
-            diff = differences.get(name)
-            cells.append("-" if diff is None else f"{100 * diff['difference']:+.1f} [{100 * diff['ci'][0]:+.1f}, {100 * diff['ci'][1]:+.1f}]")
-        lines.append(f"| {name} | {len(per_seed)} | " + " | ".join(cells) + " |")
+    lines += [f"| {name} | {len(per_seed)} | " + " | ".join(_table_cells(name, per_seed, preset, differences)) + " |" for name, per_seed in results.items()]
     lines += ["", f"Mean ± sample standard deviation over seeds; ACC and F1 at the threshold 0.5. CLIP: `{source.get('spec', '?')}`"
               + (f" (SHA-256 {source['sha256'][:16]}...)." if source.get("sha256") else "."),
               "Methods: " + "; ".join(f"`{n}`: {METHODS[n].description}" for n in results) + "."]
@@ -247,6 +329,7 @@ def markdown_table(preset: Preset, results: dict, clip=None, differences: dict |
                   "difference the test set can tell apart)."]
     return "\n".join(lines) + "\n"
 
+# %% ../nbs/06_baselines.ipynb #1156f638
 def write_table(out, preset: Preset, results: dict, clip=None, differences: dict | None = None) -> Path:
     "Write table.md and table.csv into `out` (atomically)."
     out = Path(out)

@@ -305,15 +305,15 @@ def train_parser() -> argparse.ArgumentParser:
 # %% ../nbs/08_cli.ipynb #778ecfb8
 def train_command(argv=None):
     "The `ppad-train` command."
-    from ppad_nb.train import train
+    from ppad_nb.train import resolve_preset, train
     args = train_parser().parse_args(argv)
     if args.resume and args.overwrite: raise PPADError("--resume and --overwrite contradict each other; choose one")
     if args.workers < 0: raise PPADError(f"--workers must be 0 or more, not {args.workers}")
     check_seed(args.seed)
     try:
-        result = train(args.preset, data=args.data, clip_weights=args.clip_weights, seed=args.seed, out=args.out, resume=args.resume,
-                       overwrite=args.overwrite, workers=args.workers, device=args.device, settings=args.settings,
-                       epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr, shots_file=args.shots_file,
+        result = train(resolve_preset(args.preset, args.settings, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr),
+                       data=args.data, clip=args.clip_weights, seed=args.seed, out=args.out, resume=args.resume,
+                       overwrite=args.overwrite, workers=args.workers, device=args.device, shots_file=args.shots_file,
                        precision=args.precision)
     except KeyboardInterrupt:
         print(f"ppad-train: stopped; the last finished epoch is saved in {args.out}: continue with --resume", file=sys.stderr)
@@ -427,7 +427,7 @@ def reproduce_command(argv=None):
             reproduce_jobs(args.preset, seeds=args.seeds, methods=args.methods, jobs=args.jobs, device=args.device, data=args.data, clip_weights=args.clip_weights,
                            out=out, workers=args.workers, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
                            splits=args.splits, precision=args.precision)
-        reproduce(args.preset, data=args.data, clip_weights=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
+        reproduce(args.preset, data=args.data, clip=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
                   workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
                   overwrite=args.overwrite, splits=args.splits, precision=args.precision)
     except KeyboardInterrupt:
@@ -464,7 +464,7 @@ def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, 
     resume = state is not None and (run_dir / "checkpoint.pt").is_file()  # train refuses to resume with other settings
     train(replace(preset, synthesis=method.synthesis or preset.synthesis), data=data_root(preset, data), seed=seed, out=run_dir, resume=resume,
           workers=workers, device=_JOB_DEVICE, clip=resolve_clip(clip_weights, device=_JOB_DEVICE, precision=precision), progress=False,
-          model_options=method.model_options, shots_file=shots_file)
+          prompts=method.prompts, shots_file=shots_file)
 
 # %% ../nbs/08_cli.ipynb #da49e83b
 def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
@@ -482,9 +482,9 @@ def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device:
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
     from dataclasses import replace
     from ppad_nb.baselines import METHODS, split_file
+    from ppad_nb.train import resolve_preset
     if jobs < 1: raise PPADError(f"--jobs must be at least 1, not {jobs}")
-    preset = get_preset(preset, settings) if isinstance(preset, str) else preset
-    preset = replace(preset, **{k: v for k, v in overrides.items() if v is not None})
+    preset = resolve_preset(preset, settings, **overrides)
     todo = [(m, s) for m in methods if m in METHODS and METHODS[m].trained for s in (preset.seeds if seeds is None else seeds)]
     clip_weights_path(clip_weights, required=True)
     shots_files = {s: split_file(splits, s) for _, s in todo} if splits is not None else {}  # the same splits as the serial pass
@@ -624,7 +624,7 @@ def demo_command(argv=None):
     "The `ppad-demo` command."
     from ppad_nb.demo import demo
     args = demo_parser().parse_args(argv)
-    demo(args.out, args.clip_weights, args.epochs, args.force, args.device)
+    demo(args.out, clip=args.clip_weights, epochs=args.epochs, force=args.force, device=args.device)
 
 # %% ../nbs/08_cli.ipynb #da971b60
 def demo_main(): sys.exit(run_script(demo_command, prog="ppad-demo"))

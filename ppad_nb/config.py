@@ -147,7 +147,7 @@ def data_root(preset: Preset, data=None) -> Path:
 def clip_weights_path(path=None, required: bool = False):
     "The CLIP checkpoint to use: `path`, else `$PPAD_CLIP_WEIGHTS`, else None (a one-line error if `required`)."
     weights = str(path) if path is not None else os.environ.get("PPAD_CLIP_WEIGHTS") or None
-    if weights is None and required: raise PPADError("no CLIP weights: pass --clip-weights (clip_weights= in Python) or set PPAD_CLIP_WEIGHTS")
+    if weights is None and required: raise PPADError("no CLIP weights: pass --clip-weights (clip= in Python) or set PPAD_CLIP_WEIGHTS")
     return weights
 
 # %% ../nbs/00a_config.ipynb #9ba911b3

@@ -73,8 +73,8 @@ def demo_summary(report: Path, metrics: dict, weights: str) -> str:
     return metrics_line(report, metrics) + (" (random weights: not PPAD's numbers)" if weights.startswith("random:") else "")
 
 # %% ../nbs/06a_demo.ipynb #29bd9548
-def demo(out="demo-output", clip_weights=None, epochs: int | None = None, force: bool = False, device: str | None = None, progress: bool = True) -> Path:
-    "Run the pipeline on the bundled sample into `out`; return the report folder."
+def demo(out="demo-output", clip=None, epochs: int | None = None, force: bool = False, device: str | None = None, progress: bool = True) -> Path:
+    "Run the pipeline on the bundled sample into `out` with CLIP `clip` (a weights file or `random:` spec; default $PPAD_CLIP_WEIGHTS, else a random ViT-B/32); return the report folder."
     import time
     from ppad_nb.data import bundled_sample
     from ppad_nb.evaluate import evaluate, run_heldout, write_report
@@ -82,21 +82,19 @@ def demo(out="demo-output", clip_weights=None, epochs: int | None = None, force:
     out, started = Path(out), time.time()
     device = check_device(device or default_device())
     check_writable(out, folder=True)
-    lock = folder_lock(out, "ppad-demo")
-    lock.__enter__()  # held until the process ends: the demo is the whole process
-    clear_demo_output(out, force)
-    weights = clip_weights_path(clip_weights) or "random:ViT-B-32"
-    clip = demo_clip(weights, device)
-    print("1/3 synthesizing anomalies on the bundled normal X-rays", flush=True)
-    write_demo_grid(out, progress)
-    print("2/3 training PPAD (preset 'demo': 64 shots, SAS)", flush=True)
-    run = train("demo", clip=clip, seed=0, out=out / "run", device=device, progress=progress, epochs=epochs)
-    print("3/3 evaluating on the bundled test set (20 normal, 20 pneumonia)", flush=True)
-    test_set = bundled_sample("test")
-    result = evaluate(run.model, test_set, batch_size=20, device=device, progress=progress, heldout=run_heldout(run.run_dir, test_set.root))
-    report = write_report(out / "report", result, title=f"ppad-demo: PPAD on the bundled sample, CLIP {weights}",
-                          extra={"clip": weights, "random_weights": weights.startswith("random:"), "epochs": run.preset.epochs})
-    print(demo_summary(report, result["metrics"], weights))
-    print(f"done in {time.time() - started:.0f} s. Report: {report / 'README.md'} (synthesized anomalies: {out / 'synthesized.png'})")
-    lock.__exit__(None, None, None)
+    with folder_lock(out, "ppad-demo"):  # released however the demo ends, so a notebook that calls it again is not locked out
+        clear_demo_output(out, force)
+        weights = clip_weights_path(clip) or "random:ViT-B-32"
+        clip_model = demo_clip(weights, device)
+        print("1/3 synthesizing anomalies on the bundled normal X-rays", flush=True)
+        write_demo_grid(out, progress)
+        print("2/3 training PPAD (preset 'demo': 64 shots, SAS)", flush=True)
+        run = train("demo", clip=clip_model, seed=0, out=out / "run", device=device, progress=progress, epochs=epochs)
+        print("3/3 evaluating on the bundled test set (20 normal, 20 pneumonia)", flush=True)
+        test_set = bundled_sample("test")
+        result = evaluate(run.model, test_set, batch_size=20, device=device, progress=progress, heldout=run_heldout(run.run_dir, test_set.root))
+        report = write_report(out / "report", result, title=f"ppad-demo: PPAD on the bundled sample, CLIP {weights}",
+                              extra={"clip": weights, "random_weights": weights.startswith("random:"), "epochs": run.preset.epochs})
+        print(demo_summary(report, result["metrics"], weights))
+        print(f"done in {time.time() - started:.0f} s. Report: {report / 'README.md'} (synthesized anomalies: {out / 'synthesized.png'})")
     return report

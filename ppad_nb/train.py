@@ -11,16 +11,17 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 from .config import (PPADError, Preset, atomic_write, clip_weights_path, data_root, default_device, figure_png,
                             check_preset, get_preset, input_error, preset_from_dict, versions)
-from .data import (REGION_LABELS, heldout_normals, load_image, read_dataset, read_shot_manifest, sample_shots, to_tensor,
+from .data import (REGION_LABELS, heldout_normals, load_image, file_digest, read_dataset, read_shot_manifest, sample_shots, to_tensor,
                           write_shot_manifest)
 from .model import PPAD, load_clip, read_checkpoint, resolve_clip
 from .safety import TEMP_PREFIX, check_device, check_finite, check_number, check_seed, check_writable, count_nonfinite, folder_lock
@@ -28,8 +29,9 @@ from .synthesis import paste_patch, synthesize_anomaly
 
 # %% auto #0
 __all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'LEARNER_FILE', 'RUN_FILES', 'OLD_RUN_FILES', 'ppad_loss', 'TrainingSample',
-           'TrainingSet', 'EpochBatches', 'training_loader', 'prompt_optimizer', 'fit', 'TrainResult', 'read_run_state',
-           'run_learner', 'read_run_checkpoint', 'prepare_run_dir', 'write_history', 'plot_history', 'train']
+           'TrainingSet', 'EpochBatches', 'training_loader', 'prompt_optimizer', 'fit', 'resolve_preset', 'loaded_clip',
+           'TrainResult', 'read_run_state', 'run_learner', 'read_run_checkpoint', 'prepare_run_dir', 'write_history',
+           'plot_history', 'Run', 'start_run', 'prompt_model', 'train']
 
 # %% ../nbs/04_train.ipynb #85ed18d4
 def ppad_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -47,6 +49,7 @@ class TrainingSample:
     target: tuple          # (1, 0) normal or (0, 1) synthesized anomaly
     synthesis: object      # the `Synthesis` that made the anomaly, or None
 
+# %% ../nbs/04_train.ipynb #66d4b046
 class TrainingSet:
     "Few-shot training samples: a random region each, and with probability `synthesis_prob` an anomaly in it."
     def __init__(self, images, seed: int, synthesis: str = "sas", synthesis_prob: float = 0.5, sources=None):
@@ -54,26 +57,32 @@ class TrainingSet:
         self.images, self.seed, self.synthesis, self.synthesis_prob = list(images), seed, synthesis, synthesis_prob
         self.sources = self.images if sources is None else list(sources)  # patch sources: arrays, or image files read when needed
 
-    def source(self, index: int) -> np.ndarray:
-        "Patch source `index`, at the shots' size."
-        source = self.sources[index]
-        return source if isinstance(source, np.ndarray) else load_image(source, len(self.images[0]))
-
     def __len__(self): return len(self.images)
 
-    def sample(self, epoch: int, index: int) -> TrainingSample:
-        "The sample of `index` in `epoch`: always the same for the same seed."
-        rng = np.random.default_rng([self.seed, SAMPLE_STREAM, epoch, index])
-        image, region = self.images[index], int(rng.integers(5))
-        if rng.random() >= self.synthesis_prob: return TrainingSample(image, region, (1.0, 0.0), None)
-        if self.synthesis == "sas": result = synthesize_anomaly(image, region, rng)
-        else: result = paste_patch(image, self.source(int(rng.integers(len(self.sources)))), region, rng)
-        return TrainingSample(result.image, region, (0.0, 1.0), result)
+# %% ../nbs/04_train.ipynb #5fd4cc1f
+@patch
+def source(self: TrainingSet, index: int) -> np.ndarray:
+    "Patch source `index`, at the shots' size."
+    source = self.sources[index]
+    return source if isinstance(source, np.ndarray) else load_image(source, len(self.images[0]))
 
-    def __getitem__(self, key):
-        "Model input for a key (epoch, index): (image tensor (3, 224, 224), region, target (2,))."
-        sample = self.sample(*key)
-        return to_tensor(sample.image), sample.region, torch.tensor(sample.target)
+# %% ../nbs/04_train.ipynb #655484c7
+@patch
+def sample(self: TrainingSet, epoch: int, index: int) -> TrainingSample:
+    "The sample of `index` in `epoch`: always the same for the same seed."
+    rng = np.random.default_rng([self.seed, SAMPLE_STREAM, epoch, index])
+    image, region = self.images[index], int(rng.integers(5))
+    if rng.random() >= self.synthesis_prob: return TrainingSample(image, region, (1.0, 0.0), None)
+    if self.synthesis == "sas": result = synthesize_anomaly(image, region, rng)
+    else: result = paste_patch(image, self.source(int(rng.integers(len(self.sources)))), region, rng)
+    return TrainingSample(result.image, region, (0.0, 1.0), result)
+
+# %% ../nbs/04_train.ipynb #7fbd2203
+@patch
+def __getitem__(self: TrainingSet, key):
+    "Model input for a key (epoch, index): (image tensor (3, 224, 224), region, target (2,))."
+    sample = self.sample(*key)
+    return to_tensor(sample.image), sample.region, torch.tensor(sample.target)
 
 # %% ../nbs/04_train.ipynb #86b16744
 class EpochBatches:
@@ -87,17 +96,22 @@ class EpochBatches:
 
     def __len__(self): return self.per_epoch * (self.epochs - self.start_epoch)
 
-    def __iter__(self):
-        for epoch in range(self.start_epoch, self.epochs):
-            order = np.random.default_rng([self.seed, ORDER_STREAM, epoch]).permutation(self.n)
-            for start in range(0, self.n, self.batch_size):
-                yield [(epoch, int(i)) for i in order[start:start + self.batch_size]]
+# %% ../nbs/04_train.ipynb #734670e7
+@patch
+def __iter__(self: EpochBatches):
+    "Each epoch's keys in a seeded order, `batch_size` at a time."
+    for epoch in range(self.start_epoch, self.epochs):
+        order = np.random.default_rng([self.seed, ORDER_STREAM, epoch]).permutation(self.n)
+        for start in range(0, self.n, self.batch_size):
+            yield [(epoch, int(i)) for i in order[start:start + self.batch_size]]
 
+# %% ../nbs/04_train.ipynb #c8242b1e
 def _quiet_worker(worker_id: int):
     "Workers make one sample at a time: OpenCV gets one thread, as PyTorch already does in a DataLoader worker."
     import cv2
     cv2.setNumThreads(1)
 
+# %% ../nbs/04_train.ipynb #7a714163
 def training_loader(dataset: TrainingSet, batch_size: int, seed: int, epochs: int, start_epoch: int = 0, workers: int = 0):
     "A DataLoader over `dataset` whose workers make samples from their keys."
     import multiprocessing
@@ -114,6 +128,7 @@ def prompt_optimizer(model: PPAD, lr: float = 0.001, momentum: float = 0.9, t_ma
     optimizer = torch.optim.SGD([model.ctx, model.mask_embedding], lr=lr, momentum=momentum)
     return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t_max)
 
+# %% ../nbs/04_train.ipynb #bd78b668
 def fit(model: PPAD, batches, *, lr: float = 0.001, momentum: float = 0.9, t_max: int = 100,
         optimizer=None, scheduler=None, on_step=None) -> list:
     "Train the prompts on `batches` of (images, regions, targets); the loss of each step."
@@ -136,11 +151,27 @@ def fit(model: PPAD, batches, *, lr: float = 0.001, momentum: float = 0.9, t_max
         model.eval()
     return losses
 
+# %% ../nbs/04_train.ipynb #dac0429a
+def resolve_preset(preset="demo",      # a preset name, or a `Preset`
+                   settings=None,      # the settings file that names are read from (default: the kit's)
+                   **overrides) -> Preset:
+    "The checked preset of a run: `preset` with `overrides` of its fields (a None override keeps the field)."
+    if isinstance(preset, str): return get_preset(preset, settings, **overrides)
+    unknown = sorted(set(overrides) - {f.name for f in fields(Preset)})
+    if unknown: raise PPADError(f"unknown preset field(s) {', '.join(unknown)} (known: {', '.join(f.name for f in fields(Preset))})")
+    return check_preset(replace(preset, **{k: v for k, v in overrides.items() if v is not None}))
+
+# %% ../nbs/04_train.ipynb #d3db39e5
+def loaded_clip(clip=None, device: str = "cpu", precision: str = "fp32"):
+    "`clip` itself if it is a loaded CLIP, else the CLIP its spec names (`resolve_clip`)."
+    return clip if isinstance(clip, torch.nn.Module) else resolve_clip(clip, device=device, precision=precision)
+
 # %% ../nbs/04_train.ipynb #c6cf94fc
 LEARNER_FILE = "learner.safetensors"  # the kit's learner; runs of earlier versions hold learner.pt
 RUN_FILES = ("checkpoint.pt", "run.json", "shots.csv", "heldout.csv", LEARNER_FILE, "learner_official.pt", "history.csv", "loss.png")
 OLD_RUN_FILES = ("learner.pt",)
 
+# %% ../nbs/04_train.ipynb #38997747
 @dataclass
 class TrainResult:
     "What `train` returns."
@@ -152,6 +183,7 @@ class TrainResult:
     run_dir: Path | None
     finished: bool           # False when stopped early (`stop_after`)
 
+# %% ../nbs/04_train.ipynb #c4cc3ac7
 def read_run_state(run_dir: Path) -> dict | None:
     "The run.json of a run folder (what the run is and how far it got), or None."
     path = Path(run_dir) / "run.json"
@@ -163,11 +195,13 @@ def read_run_state(run_dir: Path) -> dict | None:
         raise input_error(path, "is not a run record of the kit (no preset or epochs_done); move it away or pass --overwrite")
     return state
 
+# %% ../nbs/04_train.ipynb #fcca251c
 def run_learner(run_dir) -> Path:
     "The kit's learner file of a finished run folder (learner.safetensors, or learner.pt from earlier versions)."
     run_dir = Path(run_dir)
     return next((run_dir / n for n in (LEARNER_FILE,) + OLD_RUN_FILES if (run_dir / n).is_file()), run_dir / LEARNER_FILE)
 
+# %% ../nbs/04_train.ipynb #77f705e5
 def _digest(checkpoint: dict) -> str:
     "SHA-256 of a checkpoint's tensors (prompts and momentum), to notice a damaged file."
     digest = hashlib.sha256()
@@ -177,6 +211,7 @@ def _digest(checkpoint: dict) -> str:
     for t in tensors: digest.update(t.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
 
+# %% ../nbs/04_train.ipynb #159209a5
 def read_run_checkpoint(run_dir) -> dict:
     "A run's checkpoint.pt, checked: the kit's format, every field present, tensors finite and as they were written."
     path = Path(run_dir) / "checkpoint.pt"
@@ -190,6 +225,7 @@ def read_run_checkpoint(run_dir) -> dict:
     for name in ("ctx", "mask_embedding"): check_finite(checkpoint[name], f"{path}: {name} ({damaged})")
     return checkpoint
 
+# %% ../nbs/04_train.ipynb #ad1b72c7
 def _remove_run_files(run_dir: Path):
     "Remove the files a run writes (and the kit's report inside it), nothing else."
     for name in RUN_FILES + OLD_RUN_FILES: (run_dir / name).unlink(missing_ok=True)
@@ -200,6 +236,7 @@ def _remove_run_files(run_dir: Path):
             if entry.name in REPORT_FILES or entry.name.startswith(TEMP_PREFIX): entry.unlink(missing_ok=True)
         with contextlib.suppress(OSError): report.rmdir()
 
+# %% ../nbs/04_train.ipynb #3882345c
 def prepare_run_dir(run_dir, resume: bool, overwrite: bool, act: bool = True) -> dict | None:
     "Check what `run_dir` holds against `resume`/`overwrite`; return the checkpoint to resume from, if any. `act=False` only checks."
     run_dir = Path(run_dir)
@@ -230,6 +267,7 @@ def _history_rows(history) -> list:
 def _history_dicts(rows) -> list:
     return [{"iteration": int(i), "epoch": int(e), "loss": float(l), "lr": float(r)} for i, e, l, r in rows]
 
+# %% ../nbs/04_train.ipynb #825be350
 def write_history(path, history):
     "The loss and learning rate of every iteration, as CSV (atomically)."
     with atomic_write(path, newline="") as f:
@@ -237,6 +275,7 @@ def write_history(path, history):
         writer.writerow(["iteration", "epoch", "loss", "lr"])
         for h in history: writer.writerow([h["iteration"], h["epoch"], f"{h['loss']:.8f}", f"{h['lr']:.10g}"])
 
+# %% ../nbs/04_train.ipynb #4da685bc
 def plot_history(history, title: str = "") -> bytes:
     "PNG of the loss per iteration (with its per-epoch mean) and the learning rate."
     from matplotlib.figure import Figure
@@ -257,23 +296,6 @@ def plot_history(history, title: str = "") -> bytes:
     return figure_png(figure, dpi=90)
 
 # %% ../nbs/04_train.ipynb #a4a64764
-def _write_state(run_dir: Path, preset: Preset, seed: int, root: Path, clip, epochs_done: int, history, started: float, finished: bool, model):
-    "run.json: what the run is, and how far it got."
-    state = {"finished": finished, "epochs_done": epochs_done, "iterations": len(history),
-             "final_loss": history[-1]["loss"] if history else None, "seconds": round(time.time() - started, 1),
-             "preset": asdict(preset), "seed": seed, "model": model.model_config(), "data": str(root),
-             "clip": getattr(clip, "ppad_source", {}), "versions": versions()}
-    with atomic_write(run_dir / "run.json") as f: json.dump(state, f, indent=1)
-
-def _save_checkpoint(run_dir: Path, model, optimizer, scheduler, epoch: int, history, preset: Preset, seed: int, shots, root: Path):
-    checkpoint = {"format": "ppad-nb-checkpoint", "epoch": epoch, "ctx": model.ctx.detach().cpu(),
-                  "mask_embedding": model.mask_embedding.detach().cpu(), "optimizer": optimizer.state_dict(),
-                  "scheduler": scheduler.state_dict(), "history": _history_rows(history), "preset": asdict(preset), "seed": seed,
-                  "shots": [Path(f).relative_to(root).as_posix() for f in shots], "model": model.model_config(),
-                  "clip": dict(getattr(model.clip, "ppad_source", {})), "precision": model.precision}
-    checkpoint["digest"] = _digest(checkpoint)
-    with atomic_write(run_dir / "checkpoint.pt", "wb") as f: torch.save(checkpoint, f)
-
 def _check_resumable(checkpoint: dict, preset: Preset, seed: int, run_dir: Path):
     "Refuse to resume a run with other settings: the result would match neither run."
     saved = asdict(preset_from_dict(checkpoint["preset"]))
@@ -281,6 +303,7 @@ def _check_resumable(checkpoint: dict, preset: Preset, seed: int, run_dir: Path)
         if saved.get(key) != value: raise input_error(run_dir, f"was started with {key} = {saved.get(key)!r}, not {value!r}; resume with the same settings")
     if checkpoint["seed"] != seed: raise input_error(run_dir, f"was started with seed {checkpoint['seed']}, not {seed}")
 
+# %% ../nbs/04_train.ipynb #70eb25c1
 def _check_same_clip(checkpoint: dict, clip, run_dir: Path):
     "Refuse to resume a run with other CLIP weights (compared by file SHA-256, else by spec)."
     state = read_run_state(run_dir) or {}
@@ -290,6 +313,16 @@ def _check_same_clip(checkpoint: dict, clip, run_dir: Path):
         raise input_error(run_dir, f"was started with the CLIP {theirs.get('spec')} ({key} {str(theirs.get(key))[:16]}), "
                                    f"not {ours.get('spec')} ({key} {str(ours.get(key))[:16]}); resume with the same --clip-weights")
 
+# %% ../nbs/04_train.ipynb #e16ec5eb
+def _check_same_model(checkpoint: dict, model: PPAD, run_dir: Path):
+    "Refuse to resume into a model with another CLIP, other prompt settings or another precision."
+    _check_same_clip(checkpoint, model.clip, run_dir)
+    if checkpoint.get("model", model.model_config()) != model.model_config():
+        raise input_error(run_dir, f"was started with the model settings {checkpoint['model']}, not {model.model_config()}")
+    if checkpoint.get("precision", "fp32") != model.precision:
+        raise input_error(run_dir, f"was started with precision {checkpoint.get('precision', 'fp32')}, not {model.precision}; resume with the same --precision")
+
+# %% ../nbs/04_train.ipynb #446586ac
 def _diverged(run_dir, step: int, epoch: int, what: str) -> PPADError:
     "The one-line error of a run that met a NaN or infinity."
     state = read_run_state(run_dir) if run_dir is not None else None
@@ -305,86 +338,175 @@ def _reused_shots(shots_file, root: Path, normals, preset: Preset) -> list:
     if len(shots) != preset.shots: raise input_error(shots_file, f"lists {len(shots)} shots, not {preset.shots}: pass --shots {len(shots)}")
     return shots
 
-# %% ../nbs/04_train.ipynb #32a4279a
-def train(preset="demo", data=None, clip_weights=None, seed: int = 0, out=None, resume: bool = False, overwrite: bool = False,
-          workers: int = 0, device: str | None = None, progress: bool = True, stop_after: int | None = None, clip=None,
-          settings=None, model_options: dict | None = None, shots_file=None, precision: str = "fp32", **overrides) -> TrainResult:
-    "Train PPAD's prompts with a preset (name or `Preset`, fields overridable); optionally keep a resumable run folder `out`."
-    model_options = dict(model_options or {})  # PPAD's prompt settings (position_names, image_prompt, n_ctx): the baselines change them
-    from tqdm.auto import tqdm
-    preset = get_preset(preset, settings, **overrides) if isinstance(preset, str) else replace(preset, **{k: v for k, v in overrides.items() if v is not None})
-    preset, seed = check_preset(preset), check_seed(seed)  # every argument is checked before anything is created
-    check_number(workers, "--workers", 0, integer=True)
-    if stop_after is not None: check_number(stop_after, "stop_after", 1, integer=True)
+# %% ../nbs/04_train.ipynb #0bada4b3
+@dataclass
+class Run:
+    "A training run between its steps."
+    preset: Preset
+    seed: int
+    root: Path                       # the data folder
+    run_dir: Path | None             # the run folder, or None to keep nothing
+    normals: list                    # the normal training images of the data folder
+    shots: list                      # the few-shot training files, drawn from `normals`
+    checkpoint: dict | None = None   # the checkpoint resumed from
+    split_sha256: str | None = None  # SHA-256 of the shots file the shots were read from, if any
+    model: PPAD | None = None
+    optimizer: object = None
+    scheduler: object = None
+    history: list = field(default_factory=list)  # one dict per iteration: iteration, epoch, loss, lr
+    started: float = field(default_factory=time.time)
+
+# %% ../nbs/04_train.ipynb #8942d935
+@patch(as_prop=True)
+def per_epoch(self: Run) -> int: return math.ceil(len(self.shots) / self.preset.batch_size)
+
+@patch(as_prop=True)
+def epochs_done(self: Run) -> int: return len(self.history) // self.per_epoch
+
+# %% ../nbs/04_train.ipynb #77d1b1df
+def _relative(files, root: Path) -> list: return [Path(f).relative_to(root).as_posix() for f in files]
+
+# %% ../nbs/04_train.ipynb #6b540472
+def start_run(preset: Preset, seed: int = 0, data=None, out=None, resume: bool = False, overwrite: bool = False, shots_file=None) -> Run:
+    "Check the run folder `out` and choose the shots of a run; nothing is written yet."
     run_dir = Path(out) if out is not None else None
     if run_dir is not None: check_writable(run_dir, folder=True)
     checkpoint = prepare_run_dir(run_dir, resume, overwrite, act=False) if run_dir is not None else None
     if checkpoint is not None: _check_resumable(checkpoint, preset, seed, run_dir)
-    started, device = time.time(), check_device(device or default_device())
-
     root = data_root(preset, data)
     normals = read_dataset(root, preset.layout, "train").normals()
     shots = sample_shots(normals, preset.shots, seed) if shots_file is None else _reused_shots(shots_file, root, normals, preset)
-    if checkpoint is not None and [Path(f).relative_to(root).as_posix() for f in shots] != checkpoint["shots"]:
+    if checkpoint is not None and _relative(shots, root) != checkpoint["shots"]:
         raise input_error(run_dir, "was trained on other shots than this data folder gives for its seed; resume with the same --data")
-    images = [load_image(f, preset.synthesis_size) for f in tqdm(shots, desc="reading shots", unit="image", disable=not progress or None, leave=False)]
-    if clip is None: clip = resolve_clip(clip_weights, device=device, precision=precision)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # the prompts' initial values belong to the run's seed
-        model = PPAD(clip, class_names=preset.class_names, **model_options).to(device)
-    optimizer, scheduler = prompt_optimizer(model, preset.lr, preset.momentum, t_max=preset.epochs)  # stepped per iteration, as released
-    start_epoch, history = 0, []
-    if checkpoint is not None:
-        _check_same_clip(checkpoint, clip, run_dir)
-        if checkpoint.get("model", model.model_config()) != model.model_config():
-            raise input_error(run_dir, f"was started with the model settings {checkpoint['model']}, not {model.model_config()}")
-        if checkpoint.get("precision", "fp32") != model.precision:
-            raise input_error(run_dir, f"was started with precision {checkpoint.get('precision', 'fp32')}, not {model.precision}; resume with the same --precision")
-        with torch.no_grad(): model.ctx.copy_(checkpoint["ctx"]); model.mask_embedding.copy_(checkpoint["mask_embedding"])
-        optimizer.load_state_dict(checkpoint["optimizer"]); scheduler.load_state_dict(checkpoint["scheduler"])
-        start_epoch, history = checkpoint["epoch"], _history_dicts(checkpoint["history"])
-    lock = contextlib.ExitStack()  # the run folder's lock: one process per run folder, released when train ends
-    if run_dir is not None:
-        lock.enter_context(folder_lock(run_dir))
-        if (prepare_run_dir(run_dir, resume, overwrite) or {}).get("epoch") != (checkpoint or {}).get("epoch"):
-            lock.close(); raise input_error(run_dir, "changed while this run was starting (another process?); run the command again")
-        write_shot_manifest(run_dir / "shots.csv", shots, root, seed)
-        write_shot_manifest(run_dir / "heldout.csv", heldout_normals(normals, shots, seed=seed), root, seed)  # for the evaluation's thresholds
-        _write_state(run_dir, preset, seed, root, clip, start_epoch, history, started, finished=False, model=model)
+    return Run(preset, seed, root, run_dir, normals, shots, checkpoint, None if shots_file is None else file_digest(shots_file))
 
-    sources = read_dataset(root, preset.layout, "train").normals() if preset.synthesis == "patch" and preset.patch_sources == "all" else None
-    dataset = TrainingSet(images, seed, preset.synthesis, preset.synthesis_prob, sources)  # patches from all normals (as released) or the shots
-    loader = training_loader(dataset, preset.batch_size, seed, preset.epochs, start_epoch, workers)
-    per_epoch, last_epoch = loader.batch_sampler.per_epoch, preset.epochs if stop_after is None else min(preset.epochs, stop_after)
-    bar = tqdm(total=per_epoch * preset.epochs, initial=per_epoch * start_epoch, desc=f"training {preset.name} seed {seed}",
+# %% ../nbs/04_train.ipynb #32d6429d
+def prompt_model(clip, preset: Preset, seed: int, device: str = "cpu",
+                 prompts: dict | None = None,  # PPAD's prompt settings (position_names, image_prompt, n_ctx): the baselines change them
+                ) -> PPAD:
+    "The untrained model of a run, its prompts initialised from the run's seed."
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return PPAD(clip, class_names=preset.class_names, **(prompts or {})).to(device)
+
+# %% ../nbs/04_train.ipynb #1c00b022
+@patch
+def set_model(self: Run, model: PPAD) -> Run:
+    "Give the run its model and optimiser; when resuming, check the checkpoint fits them and load it."
+    self.model, (self.optimizer, self.scheduler) = model, prompt_optimizer(model, self.preset.lr, self.preset.momentum, t_max=self.preset.epochs)
+    if self.checkpoint is None: return self
+    _check_same_model(self.checkpoint, model, self.run_dir)
+    with torch.no_grad(): model.ctx.copy_(self.checkpoint["ctx"]); model.mask_embedding.copy_(self.checkpoint["mask_embedding"])
+    self.optimizer.load_state_dict(self.checkpoint["optimizer"]); self.scheduler.load_state_dict(self.checkpoint["scheduler"])
+    self.history = _history_dicts(self.checkpoint["history"])
+    return self
+
+# %% ../nbs/04_train.ipynb #858a9466
+@patch
+def write_state(self: Run, finished: bool = False):
+    "run.json: what the run is, and how far it got."
+    history, model = self.history, self.model
+    state = {"finished": finished, "epochs_done": self.epochs_done, "iterations": len(history),
+             "final_loss": history[-1]["loss"] if history else None, "seconds": round(time.time() - self.started, 1),
+             "preset": asdict(self.preset), "seed": self.seed, "model": model.model_config(), "data": str(self.root),
+             "clip": getattr(model.clip, "ppad_source", {}), "split_sha256": self.split_sha256, "versions": versions()}
+    with atomic_write(self.run_dir / "run.json") as f: json.dump(state, f, indent=1)
+
+# %% ../nbs/04_train.ipynb #f202561b
+@patch
+def save_checkpoint(self: Run):
+    "checkpoint.pt: the prompts, the optimiser's momentum, the schedule and the history, with a digest of the tensors."
+    model = self.model
+    checkpoint = {"format": "ppad-nb-checkpoint", "epoch": self.epochs_done, "ctx": model.ctx.detach().cpu(),
+                  "mask_embedding": model.mask_embedding.detach().cpu(), "optimizer": self.optimizer.state_dict(),
+                  "scheduler": self.scheduler.state_dict(), "history": _history_rows(self.history), "preset": asdict(self.preset),
+                  "seed": self.seed, "shots": _relative(self.shots, self.root), "model": model.model_config(),
+                  "clip": dict(getattr(model.clip, "ppad_source", {})), "precision": model.precision}
+    checkpoint["digest"] = _digest(checkpoint)
+    with atomic_write(self.run_dir / "checkpoint.pt", "wb") as f: torch.save(checkpoint, f)
+
+# %% ../nbs/04_train.ipynb #be9d4929
+@patch
+def open_folder(self: Run, resume: bool = False, overwrite: bool = False) -> contextlib.ExitStack:
+    "Lock the run folder until the returned stack closes, and write shots.csv, heldout.csv (for the thresholds) and run.json."
+    lock = contextlib.ExitStack()
+    if self.run_dir is None: return lock
+    lock.enter_context(folder_lock(self.run_dir))
+    with lock.pop_all() as held:  # released here only if a step below fails
+        if (prepare_run_dir(self.run_dir, resume, overwrite) or {}).get("epoch") != (self.checkpoint or {}).get("epoch"):
+            raise input_error(self.run_dir, "changed while this run was starting (another process?); run the command again")
+        write_shot_manifest(self.run_dir / "shots.csv", self.shots, self.root, self.seed)
+        write_shot_manifest(self.run_dir / "heldout.csv", heldout_normals(self.normals, self.shots, seed=self.seed), self.root, self.seed)
+        self.write_state()
+        return held.pop_all()
+
+# %% ../nbs/04_train.ipynb #b4bb6da2
+@patch
+def loader(self: Run, workers: int = 0, progress: bool = True):
+    "Read the shots and return the DataLoader of the epochs still to train."
+    from tqdm.auto import tqdm
+    preset = self.preset
+    images = [load_image(f, preset.synthesis_size) for f in tqdm(self.shots, desc="reading shots", unit="image", disable=not progress or None, leave=False)]
+    sources = self.normals if preset.synthesis == "patch" and preset.patch_sources == "all" else None  # patches from all normals (as released) or the shots
+    dataset = TrainingSet(images, self.seed, preset.synthesis, preset.synthesis_prob, sources)
+    return training_loader(dataset, preset.batch_size, self.seed, preset.epochs, self.epochs_done, workers)
+
+# %% ../nbs/04_train.ipynb #6a2f504d
+@patch
+def end_epoch(self: Run):
+    "At the end of an epoch: refuse non-finite prompts, then save checkpoint.pt and run.json."
+    if count_nonfinite(self.model.ctx) or count_nonfinite(self.model.mask_embedding):
+        raise _diverged(self.run_dir, len(self.history) - 1, self.epochs_done - 1, "the prompts hold NaN or infinite values")
+    if self.run_dir is not None: self.save_checkpoint(); self.write_state()
+
+# %% ../nbs/04_train.ipynb #d017b244
+@patch
+def fit_epochs(self: Run, loader, stop_after: int | None = None, progress: bool = True) -> bool:
+    "Train on `loader` until the last epoch (or `stop_after` epochs); True when every epoch of the preset is done."
+    from tqdm.auto import tqdm
+    last_epoch = self.preset.epochs if stop_after is None else min(self.preset.epochs, stop_after)
+    bar = tqdm(total=self.per_epoch * self.preset.epochs, initial=len(self.history), desc=f"training {self.preset.name} seed {self.seed}",
                unit="step", disable=not progress or None)
     def after_step(index: int, loss: float, lr: float) -> bool:
-        "Record the step; at the end of an epoch check the prompts and save the run folder; True stops (`stop_after`)."
-        step = per_epoch * start_epoch + index
-        epoch = step // per_epoch
-        history.append({"iteration": step, "epoch": epoch, "loss": loss, "lr": lr})
+        self.history.append({"iteration": len(self.history), "epoch": len(self.history) // self.per_epoch, "loss": loss, "lr": lr})
         bar.update(1); bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
-        if (step + 1) % per_epoch: return False
-        if count_nonfinite(model.ctx) or count_nonfinite(model.mask_embedding):
-            raise _diverged(run_dir, step, epoch, "the prompts hold NaN or infinite values")
-        if run_dir is not None:
-            _save_checkpoint(run_dir, model, optimizer, scheduler, epoch + 1, history, preset, seed, shots, root)
-            _write_state(run_dir, preset, seed, root, clip, epoch + 1, history, started, finished=False, model=model)
-        return epoch + 1 >= last_epoch
-    try:
-        try: fit(model, loader, optimizer=optimizer, scheduler=scheduler, on_step=after_step)
-        except FloatingPointError as e: raise _diverged(run_dir, len(history), len(history) // per_epoch, str(e)) from None
-    except BaseException:
-        lock.close()
-        raise
-    finally:
-        bar.close()
-    finished = last_epoch == preset.epochs
-    if run_dir is not None and finished:
-        model.save_learner(run_dir / LEARNER_FILE)
-        model.export_official(run_dir / "learner_official.pt")
-        write_history(run_dir / "history.csv", history)
-        with atomic_write(run_dir / "loss.png", "wb") as f: f.write(plot_history(history, f"{preset.name}, seed {seed}"))
-        _write_state(run_dir, preset, seed, root, clip, preset.epochs, history, started, finished=True, model=model)
-    lock.close()
-    return TrainResult(model, history, preset, seed, shots, run_dir, finished)
+        if len(self.history) % self.per_epoch: return False
+        self.end_epoch()
+        return self.epochs_done >= last_epoch  # True stops
+    try: fit(self.model, loader, optimizer=self.optimizer, scheduler=self.scheduler, on_step=after_step)
+    except FloatingPointError as e: raise _diverged(self.run_dir, len(self.history), self.epochs_done, str(e)) from None
+    finally: bar.close()
+    return last_epoch == self.preset.epochs
+
+# %% ../nbs/04_train.ipynb #9a1a70eb
+@patch
+def finish(self: Run):
+    "Write the learner (kit and official formats), history.csv and loss.png, and mark run.json finished."
+    if self.run_dir is None: return
+    self.model.save_learner(self.run_dir / LEARNER_FILE)
+    self.model.export_official(self.run_dir / "learner_official.pt")
+    write_history(self.run_dir / "history.csv", self.history)
+    with atomic_write(self.run_dir / "loss.png", "wb") as f: f.write(plot_history(self.history, f"{self.preset.name}, seed {self.seed}"))
+    self.write_state(finished=True)
+
+# %% ../nbs/04_train.ipynb #32a4279a
+def train(preset="demo",              # a preset name or a `Preset` (see `resolve_preset`)
+          data=None,                  # the data folder (default: the preset's)
+          clip=None,                  # a loaded CLIP, or its spec: a weights file, `random:...`, None for $PPAD_CLIP_WEIGHTS
+          seed: int = 0, out=None,    # `out`: a run folder to keep, or None
+          resume: bool = False, overwrite: bool = False, workers: int = 0, device: str | None = None, progress: bool = True,
+          stop_after: int | None = None,  # stop after this many epochs (the run stays resumable)
+          prompts: dict | None = None,    # PPAD's prompt settings (position_names, image_prompt, n_ctx)
+          shots_file=None,                # reuse the shots of an earlier run's shots.csv
+          precision: str = "fp32", **overrides) -> TrainResult:
+    "Train PPAD's prompts with a preset and `overrides` of its fields; optionally keep a resumable run folder `out`."
+    preset, seed = resolve_preset(preset, **overrides), check_seed(seed)  # every argument is checked before anything is created
+    check_number(workers, "--workers", 0, integer=True)
+    if stop_after is not None: check_number(stop_after, "stop_after", 1, integer=True)
+    device = check_device(device or default_device())
+    run = start_run(preset, seed, data, out, resume, overwrite, shots_file)
+    run.set_model(prompt_model(loaded_clip(clip, device, precision), preset, seed, device, prompts))
+    with run.open_folder(resume, overwrite):
+        finished = run.fit_epochs(run.loader(workers, progress), stop_after, progress)
+        if finished: run.finish()
+    return TrainResult(run.model, run.history, preset, seed, run.shots, run.run_dir, finished)

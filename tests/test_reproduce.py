@@ -1,5 +1,6 @@
 "ppad-reproduce: every seed and method, the paper-format table, and restarts that keep finished work."
 import csv
+import json
 
 import pytest
 
@@ -49,3 +50,48 @@ def test_zero_shot_baseline_has_no_seeds(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "| chexzero | 1 |" in (out / "table.md").read_text()
     assert not (out / "chexzero" / "learner.safetensors").exists() and (out / "chexzero" / "report" / "metrics.json").is_file()
+
+
+# what decides whether a finished run or report is reused (issue 9): the zero-shot prompts and the split file
+
+SMALL = dict(epochs=1, shots=16, batch_size=16)
+
+
+@pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning")
+def test_zero_shot_report_is_not_reused_with_other_prompts(tmp_path):
+    from ppad_nb.baselines import reproduce
+    from ppad_nb.config import PPADError
+    tiny, out = load_clip("random:tiny"), tmp_path / "out"
+    reproduce("demo", clip=tiny, methods=("chexzero",), out=out, quiet=True)
+    metrics = out / "chexzero" / "report" / "metrics.json"
+    record = json.loads(metrics.read_text())
+    assert record["made_with"]["prompts"][4] == ["normal .", "pneumonia ."]  # the prompts actually used, decoded from the tokens
+    record["made_with"]["prompts"] = [["normal", "pneumonia"]] * 5        # as a report made with the VinDr-CXR prompts
+    metrics.write_text(json.dumps(record))
+    with pytest.raises(PPADError, match=r"was made with prompts = \[\['normal', 'pneumonia'\].*; pass --overwrite"):
+        reproduce("demo", clip=tiny, methods=("chexzero",), out=out, quiet=True)
+    reproduce("demo", clip=tiny, methods=("chexzero",), out=out, quiet=True, overwrite=True)
+    assert json.loads(metrics.read_text())["made_with"]["prompts"][4] == ["normal .", "pneumonia ."]
+
+
+@pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning")
+def test_run_is_not_reused_with_another_split_file(tmp_path):
+    from ppad_nb.baselines import reproduce
+    from ppad_nb.config import PPADError
+    from ppad_nb.data import bundled_sample, file_digest, read_dataset, sample_shots, write_shot_manifest
+    tiny, out, splits = load_clip("random:tiny"), tmp_path / "out", tmp_path / "splits"
+    root = bundled_sample("train").root
+    normals = read_dataset(root, "kermany", "train").normals()
+    splits.mkdir()
+    write_shot_manifest(splits / "seed0.csv", sample_shots(normals, 16, seed=7), root, 7)
+    reproduce("demo", clip=tiny, seeds=(0,), methods=("ppad",), out=out, quiet=True, splits=splits, **SMALL)
+    digest = file_digest(splits / "seed0.csv")
+    assert json.loads((out / "ppad" / "seed0" / "run.json").read_text())["split_sha256"] == digest
+    assert json.loads((out / "ppad" / "seed0" / "report" / "metrics.json").read_text())["made_with"]["split_sha256"] == digest
+    with pytest.raises(PPADError, match=f"was made with split_sha256 = '{digest}', not None; pass --overwrite"):
+        reproduce("demo", clip=tiny, seeds=(0,), methods=("ppad",), out=out, quiet=True, **SMALL)  # the seed's own draw
+    write_shot_manifest(splits / "seed0.csv", sample_shots(normals, 16, seed=8), root, 8)  # another split for seed 0
+    with pytest.raises(PPADError, match=f"was made with split_sha256 = '{digest}', not '{file_digest(splits / 'seed0.csv')}'"):
+        reproduce("demo", clip=tiny, seeds=(0,), methods=("ppad",), out=out, quiet=True, splits=splits, **SMALL)
+    reproduce("demo", clip=tiny, seeds=(0,), methods=("ppad",), out=out, quiet=True, splits=splits, overwrite=True, **SMALL)
+    assert json.loads((out / "ppad" / "seed0" / "run.json").read_text())["split_sha256"] == file_digest(splits / "seed0.csv")
