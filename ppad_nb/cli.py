@@ -94,6 +94,8 @@ SHARED_OPTIONS = {
     "epochs": dict(type=int, default=None, help="override the preset's epochs"),
     "shots": dict(type=int, default=None, help="override the preset's number of normal training images"),
     "batch-size": dict(type=int, default=None, help="override the preset's batch size"),
+    "patch-sources": dict(choices=("all", "shots"), default=None, help="where the 'without SAS' ablation (patch synthesis) cuts its squares: "
+                          "all normal training images, as released (the preset's default), or only the shots (stays within the few-shot budget)"),
     "workers": dict(type=int, default=0, help="DataLoader worker processes making the training samples (default 0)"),
     "precision": dict(choices=("fp32", "release", "bf16"), default="fp32",  # ppad_nb.model.PRECISIONS
                       help="fp32 (default; CLIP weights rounded as released, float32 arithmetic); release: the released float16 "
@@ -292,7 +294,7 @@ def train_parser() -> argparse.ArgumentParser:
     add_options(parser, "data", "clip-weights")
     parser.add_argument("--seed", type=int, default=0, help="seed of the shots, the initialisation and every sample (default 0)")
     parser.add_argument("--out", required=True, help="run folder")
-    add_options(parser, "epochs", "shots", "batch-size")
+    add_options(parser, "epochs", "shots", "batch-size", "patch-sources")
     parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
     parser.add_argument("--shots-file", default=None, help="reuse an exact split: the shots.csv of an earlier run (each file checked by its SHA-256)")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
@@ -311,7 +313,8 @@ def train_command(argv=None):
     if args.workers < 0: raise PPADError(f"--workers must be 0 or more, not {args.workers}")
     check_seed(args.seed)
     try:
-        result = train(resolve_preset(args.preset, args.settings, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr),
+        result = train(resolve_preset(args.preset, args.settings, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, lr=args.lr,
+                                      patch_sources=args.patch_sources),
                        data=args.data, clip=args.clip_weights, seed=args.seed, out=args.out, resume=args.resume,
                        overwrite=args.overwrite, workers=args.workers, device=args.device, shots_file=args.shots_file,
                        precision=args.precision)
@@ -409,7 +412,7 @@ def reproduce_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="output folder (default: reproduce-PRESET)")
     parser.add_argument("--splits", default=None, help="reuse exact splits: a folder with seedS.csv (or seedS/shots.csv, or an earlier "
                                                       "reproduction's ppad/seedS/shots.csv) per seed; files checked by SHA-256")
-    add_options(parser, "epochs", "shots", "batch-size", "workers", "device")
+    add_options(parser, "epochs", "shots", "batch-size", "patch-sources", "workers", "device")
     add_options(parser, "precision")
     parser.add_argument("--overwrite", action="store_true", help="recompute results in --out that were made with other settings (default: refuse)")
     parser.add_argument("--jobs", type=int, default=1, help="(method, seed) runs trained at once, in separate processes: a GPU each when several "
@@ -426,10 +429,10 @@ def reproduce_command(argv=None):
         if args.jobs != 1:  # train in parallel; the serial pass below then finds every run finished, evaluates each and writes the table
             reproduce_jobs(args.preset, seeds=args.seeds, methods=args.methods, jobs=args.jobs, device=args.device, data=args.data, clip_weights=args.clip_weights,
                            out=out, workers=args.workers, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
-                           splits=args.splits, precision=args.precision)
+                           patch_sources=args.patch_sources, splits=args.splits, precision=args.precision)
         reproduce(args.preset, data=args.data, clip=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
                   workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
-                  overwrite=args.overwrite, splits=args.splits, precision=args.precision)
+                  patch_sources=args.patch_sources, overwrite=args.overwrite, splits=args.splits, precision=args.precision)
     except KeyboardInterrupt:
         print(f"ppad-reproduce: stopped; run the same command again to continue where it stopped ({out})", file=sys.stderr)
         raise

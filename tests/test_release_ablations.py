@@ -87,3 +87,21 @@ def test_vindr_zero_shot_prompts_have_no_period(tiny, tmp_path):
     recorded = np.array([float(r[column]) for r in rows])
     assert np.abs(direct["normal"] - direct["normal."]).max() > 1e-4  # the period changes the scores
     np.testing.assert_allclose(recorded, direct["normal"], atol=1e-5)
+
+
+CLI_SMALL = ["--preset", "demo", "--clip-weights", "random:tiny", "--epochs", 1, "--shots", 8, "--batch-size", 8, "--device", "cpu"]
+
+
+def test_patch_sources_from_the_command_line(tmp_path):
+    "--patch-sources reaches the preset of ppad-train and ppad-reproduce (recorded in run.json); a bad value is refused by argparse."
+    from conftest import run
+    trained = run("ppad-train", *CLI_SMALL, "--patch-sources", "shots", "--out", tmp_path / "run")
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["preset"]["patch_sources"] == "shots"
+    reproduced = run("ppad-reproduce", *CLI_SMALL, "--seeds", 0, "--methods", "patch", "--patch-sources", "shots", "--out", tmp_path / "table")
+    assert reproduced.returncode == 0, reproduced.stderr
+    state = json.loads((tmp_path / "table" / "patch" / "seed0" / "run.json").read_text())
+    assert (state["preset"]["synthesis"], state["preset"]["patch_sources"]) == ("patch", "shots")
+    refused = run("ppad-train", *CLI_SMALL, "--patch-sources", "everything", "--out", tmp_path / "other")
+    assert refused.returncode == 2 and "invalid choice: 'everything'" in refused.stderr
+    assert not (tmp_path / "other").exists()
