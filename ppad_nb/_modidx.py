@@ -427,4 +427,5 @@ d = { 'settings': { 'branch': 'main',
                                  'ppad_nb.widgets._draw_bars': ('widgets.html#_draw_bars', 'ppad_nb/widgets.py'),
                                  'ppad_nb.widgets._draw_regions': ('widgets.html#_draw_regions', 'ppad_nb/widgets.py'),
                                  'ppad_nb.widgets.decision_rule': ('widgets.html#decision_rule', 'ppad_nb/widgets.py'),
+                                 'ppad_nb.widgets.live_bundle': ('widgets.html#live_bundle', 'ppad_nb/widgets.py'),
                                  'ppad_nb.widgets.region_panels': ('widgets.html#region_panels', 'ppad_nb/widgets.py')}}}

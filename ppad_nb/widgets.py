@@ -21,8 +21,8 @@ from .learned import mask_embedding_norms  # the image prompt's norm per patch, 
 from .synthesis import STRENGTHS, Synthesis, synthesis_panels, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['REGION_COLOURS', 'LABEL_SPOTS', 'SynthesisExplorer', 'decision_rule', 'region_panels', 'RegionPromptViewer',
-           'ResultsDashboard']
+__all__ = ['REGION_COLOURS', 'LABEL_SPOTS', 'SynthesisExplorer', 'live_bundle', 'decision_rule', 'region_panels',
+           'RegionPromptViewer', 'ResultsDashboard']
 
 # %% ../nbs/07_widgets.ipynb #9f569c8e
 class SynthesisExplorer:
@@ -78,9 +78,16 @@ def update(self: SynthesisExplorer, change=None):
     self.view.value = synthesis_panels(original, self.result)
     self.caption.value = self.describe(strength, int((self.result.image != original).sum()))
 
+# %% ../nbs/07_widgets.ipynb #8beaaeff
+def live_bundle(widget, name: str) -> dict:
+    "What displaying `widget` sends: its live view, and one line naming it in place of its long text repr."
+    bundle = widget._repr_mimebundle_()  # the live view's model id, as ipywidgets writes it
+    bundle["text/plain"] = f"{name}: a live widget (run the notebook to use it)"
+    return bundle
+
 # %% ../nbs/07_widgets.ipynb #45a8a0c3
 @patch
-def _ipython_display_(self: SynthesisExplorer): display(self.widget)
+def _ipython_display_(self: SynthesisExplorer): display(live_bundle(self.widget, "synthesis explorer"), raw=True)
 
 # %% ../nbs/07_widgets.ipynb #75d47ec5
 REGION_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:red")
@@ -161,7 +168,7 @@ def update(self: RegionPromptViewer, change=None):
 
 # %% ../nbs/07_widgets.ipynb #cab7ac03
 @patch
-def _ipython_display_(self: RegionPromptViewer): display(self.widget)
+def _ipython_display_(self: RegionPromptViewer): display(live_bundle(self.widget, "region-prompt viewer"), raw=True)
 
 # %% ../nbs/07_widgets.ipynb #8ea7736b
 class ResultsDashboard:
@@ -214,4 +221,4 @@ def show_image(self: ResultsDashboard, change=None):
 
 # %% ../nbs/07_widgets.ipynb #5b2e04c7
 @patch
-def _ipython_display_(self: ResultsDashboard): display(self.widget)
+def _ipython_display_(self: ResultsDashboard): display(live_bundle(self.widget, "results dashboard"), raw=True)
