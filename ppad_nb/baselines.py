@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import csv
 import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from .train import loaded_clip, read_run_state, resolve_preset, run_learner, tra
 # %% auto #0
 __all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'Method', 'drop_period', 'build_model', 'split_file',
            'auc_differences', 'prompt_texts', 'Reproduction', 'start_reproduction', 'reproduce', 'table_rows',
-           'markdown_table', 'write_table']
+           'markdown_table', 'write_table', 'job_devices', 'reproduce_jobs']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -340,3 +343,61 @@ def write_table(out, preset: Preset, results: dict, clip=None, differences: dict
         writer.writerow(["method", "metric", "mean_percent", "std_percent", "seeds", "published_mean", "published_std", "ci_low_percent", "ci_high_percent"])
         writer.writerows(table_rows(preset, results, differences))
     return out / "table.md"
+
+# %% ../nbs/06_baselines.ipynb #da49e83b
+def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
+    "The device of each job process (a GPU each, in turn, when several are visible) and the CPU threads each gets on the CPU."
+    if device.startswith("cuda") and ":" not in device and torch.cuda.device_count() > 1:
+        return [f"cuda:{i % torch.cuda.device_count()}" for i in range(jobs)], None
+    return [device] * jobs, max(1, (os.cpu_count() or 1) // jobs) if device == "cpu" else None
+
+# %% ../nbs/06_baselines.ipynb #34508d58
+_JOB_DEVICE = None  # the device of this job process, set when it starts
+
+def _start_job_process(devices, threads):
+    "In each job process: take a device of its own, and its share of the CPU threads."
+    global _JOB_DEVICE
+    _JOB_DEVICE = devices.get()
+    if threads: torch.set_num_threads(threads)
+
+# %% ../nbs/06_baselines.ipynb #1e3a67d7
+def _train_job(preset: Preset, name: str, seed: int, out, data=None, clip_weights=None, workers: int = 0, splits=None,
+               precision: str = "fp32", overwrite: bool = False) -> Path:
+    "Train one (method, seed) run in this job process exactly as `reproduce` does; returns its learner file."
+    job = start_reproduction(preset, data, clip_weights, (seed,), (name,), out, splits, _JOB_DEVICE, precision, workers=workers,
+                             quiet=True, overwrite=overwrite)
+    return job.train_method(name, seed, job.made_with(name, seed))
+
+# %% ../nbs/06_baselines.ipynb #4ba44adb
+def _job_pool(jobs: int, device: str) -> ProcessPoolExecutor:
+    "A pool of `jobs` fresh processes, each with its own device and share of the CPU threads (`job_devices`)."
+    devices, threads = job_devices(device, jobs)
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    for d in devices: queue.put(d)
+    return ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_job_process, initargs=(queue, threads))
+
+# %% ../nbs/06_baselines.ipynb #d592d9fd
+def _first_failure(futures: list):
+    "Wait for `futures` until one fails; then cancel those not started and raise the first failure in their order."
+    done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+    for future in pending: future.cancel()
+    for future in futures:
+        if future in done: future.result()
+
+# %% ../nbs/06_baselines.ipynb #099a23aa
+def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device: str | None = None, settings=None, out="reproduce",
+                   data=None,
+                   clip_weights=None,  # a weights file or `random:...` (a spec: each process loads its own CLIP)
+                   workers: int = 0, splits=None, precision: str = "fp32", overwrite: bool = False, **overrides) -> list:
+    "Train the (method, seed) runs of `reproduce` in `jobs` processes, into the run folders a serial run uses; returns the runs."
+    if jobs < 1: raise PPADError(f"--jobs must be at least 1, not {jobs}")
+    preset = resolve_preset(preset, settings, **overrides)
+    todo = [(m, s) for m in methods if m in METHODS and METHODS[m].trained for s in (preset.seeds if seeds is None else seeds)]
+    clip_weights_path(clip_weights, required=True)
+    for _, s in todo if splits is not None else ():
+        split_file(splits, s)  # a missing split stops here, before any process starts
+    device = check_device(device or default_device())
+    with folder_lock(out), _job_pool(jobs, device) as pool:
+        _first_failure([pool.submit(_train_job, preset, m, s, out, data, clip_weights, workers, splits, precision, overwrite) for m, s in todo])
+    return todo

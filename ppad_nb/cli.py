@@ -22,8 +22,8 @@ __all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'torchrun_env', 'quiet_on_this_ra
            'format_table', 'check_output', 'add_options', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error',
            'start_shard', 'leave_job', 'score_shards', 'score_parser', 'score', 'score_main', 'train_parser',
            'train_command', 'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
-           'reproduce_command', 'reproduce_main', 'job_devices', 'reproduce_jobs', 'predict_parser', 'predict_record',
-           'explanation', 'predict', 'predict_main', 'demo_parser', 'demo_command', 'demo_main']
+           'reproduce_command', 'reproduce_main', 'predict_parser', 'predict_record', 'explanation', 'predict',
+           'predict_main', 'demo_parser', 'demo_command', 'demo_main']
 
 # %% ../nbs/08_cli.ipynb #4f464b82
 def torchrun_env() -> tuple | None:
@@ -422,14 +422,14 @@ def reproduce_parser() -> argparse.ArgumentParser:
 # %% ../nbs/08_cli.ipynb #3387545d
 def reproduce_command(argv=None):
     "The `ppad-reproduce` command."
-    from ppad_nb.baselines import reproduce
+    from ppad_nb.baselines import reproduce, reproduce_jobs
     args = reproduce_parser().parse_args(argv)
     out = Path(args.out or f"reproduce-{args.preset}")
     try:
         if args.jobs != 1:  # train in parallel; the serial pass below then finds every run finished, evaluates each and writes the table
             reproduce_jobs(args.preset, seeds=args.seeds, methods=args.methods, jobs=args.jobs, device=args.device, data=args.data, clip_weights=args.clip_weights,
                            out=out, workers=args.workers, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
-                           patch_sources=args.patch_sources, splits=args.splits, precision=args.precision)
+                           patch_sources=args.patch_sources, splits=args.splits, precision=args.precision, overwrite=args.overwrite)
         reproduce(args.preset, data=args.data, clip=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
                   workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
                   patch_sources=args.patch_sources, overwrite=args.overwrite, splits=args.splits, precision=args.precision)
@@ -441,67 +441,6 @@ def reproduce_command(argv=None):
 
 # %% ../nbs/08_cli.ipynb #af227c19
 def reproduce_main(): sys.exit(run_script(reproduce_command, prog="ppad-reproduce"))
-
-# %% ../nbs/08_cli.ipynb #34508d58
-_JOB_DEVICE = None
-
-def _start_job_process(devices, threads):
-    "In each job process: take a device of its own, and its share of the CPU threads."
-    global _JOB_DEVICE
-    _JOB_DEVICE = devices.get()
-    if threads:
-        import torch
-        torch.set_num_threads(threads)
-
-# %% ../nbs/08_cli.ipynb #1e3a67d7
-def _train_job(preset, name: str, seed: int, out, data=None, clip_weights=None, workers: int = 0, shots_file=None, precision: str = "fp32"):
-    "Train one (method, seed) run as `reproduce` trains it, in this job process; a finished run is left as it is."
-    from dataclasses import replace
-    from ppad_nb.baselines import METHODS
-    from ppad_nb.config import data_root
-    from ppad_nb.model import resolve_clip
-    from ppad_nb.train import read_run_state, train
-    method, run_dir = METHODS[name], Path(out) / name / f"seed{seed}"
-    state = read_run_state(run_dir) if run_dir.is_dir() else None
-    if state and state.get("finished"): return
-    resume = state is not None and (run_dir / "checkpoint.pt").is_file()  # train refuses to resume with other settings
-    train(replace(preset, synthesis=method.synthesis or preset.synthesis), data=data_root(preset, data), seed=seed, out=run_dir, resume=resume,
-          workers=workers, device=_JOB_DEVICE, clip=resolve_clip(clip_weights, device=_JOB_DEVICE, precision=precision), progress=False,
-          prompts=method.prompts, shots_file=shots_file)
-
-# %% ../nbs/08_cli.ipynb #da49e83b
-def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
-    "The device of each job process (a GPU each, in turn, when several are visible) and the CPU threads each gets on the CPU."
-    import torch
-    if device.startswith("cuda") and ":" not in device and torch.cuda.device_count() > 1:
-        return [f"cuda:{i % torch.cuda.device_count()}" for i in range(jobs)], None
-    return [device] * jobs, max(1, (os.cpu_count() or 1) // jobs) if device == "cpu" else None
-
-# %% ../nbs/08_cli.ipynb #099a23aa
-def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device: str | None = None, settings=None, out="reproduce",
-                   data=None, clip_weights=None, workers: int = 0, splits=None, precision: str = "fp32", **overrides) -> list:
-    "Train the (method, seed) runs of `reproduce` in `jobs` processes, into the run folders a serial run uses; `reproduce` then evaluates them and writes the table."
-    import multiprocessing
-    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-    from dataclasses import replace
-    from ppad_nb.baselines import METHODS, split_file
-    from ppad_nb.train import resolve_preset
-    if jobs < 1: raise PPADError(f"--jobs must be at least 1, not {jobs}")
-    preset = resolve_preset(preset, settings, **overrides)
-    todo = [(m, s) for m in methods if m in METHODS and METHODS[m].trained for s in (preset.seeds if seeds is None else seeds)]
-    clip_weights_path(clip_weights, required=True)
-    shots_files = {s: split_file(splits, s) for _, s in todo} if splits is not None else {}  # the same splits as the serial pass
-    devices, threads = job_devices(check_device(device or default_device()), jobs)
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: safe with CUDA and with torch's threads
-    queue = context.Queue()
-    for d in devices: queue.put(d)
-    with folder_lock(out), ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_job_process, initargs=(queue, threads)) as pool:
-        futures = [pool.submit(_train_job, preset, m, s, out, data, clip_weights, workers, shots_files.get(s), precision) for m, s in todo]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in pending: future.cancel()
-        for future in futures:
-            if future in done: future.result()  # the first failure, in the order of a serial run
-    return todo
 
 # %% ../nbs/08_cli.ipynb #94b8107b
 def predict_parser() -> argparse.ArgumentParser:
