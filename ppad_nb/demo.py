@@ -78,18 +78,19 @@ def demo(out="demo-output", clip=None, epochs: int | None = None, force: bool = 
     import time
     from ppad_nb.data import bundled_sample
     from ppad_nb.evaluate import evaluate, run_heldout, write_report
-    from ppad_nb.train import train
+    from ppad_nb.train import resolve_preset, train
     out, started = Path(out), time.time()
     device = check_device(device or default_device())
     check_writable(out, folder=True)
+    preset = resolve_preset("demo", epochs=epochs)  # every argument, and the CLIP file, checked before the old output is touched
+    weights = clip_weights_path(clip) or "random:ViT-B-32"
+    clip_model = demo_clip(weights, device)
     with folder_lock(out, "ppad-demo"):  # released however the demo ends, so a notebook that calls it again is not locked out
         clear_demo_output(out, force)
-        weights = clip_weights_path(clip) or "random:ViT-B-32"
-        clip_model = demo_clip(weights, device)
         print("1/3 synthesizing anomalies on the bundled normal X-rays", flush=True)
         write_demo_grid(out, progress)
         print("2/3 training PPAD (preset 'demo': 64 shots, SAS)", flush=True)
-        run = train("demo", clip=clip_model, seed=0, out=out / "run", device=device, progress=progress, epochs=epochs)
+        run = train(preset, clip=clip_model, seed=0, out=out / "run", device=device, progress=progress)
         print("3/3 evaluating on the bundled test set (20 normal, 20 pneumonia)", flush=True)
         test_set = bundled_sample("test")
         result = evaluate(run.model, test_set, batch_size=20, device=device, progress=progress, heldout=run_heldout(run.run_dir, test_set.root))
