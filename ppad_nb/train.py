@@ -162,9 +162,15 @@ def resolve_preset(preset="demo",      # a preset name, or a `Preset`
     return check_preset(replace(preset, **{k: v for k, v in overrides.items() if v is not None}))
 
 # %% ../nbs/04_train.ipynb #d3db39e5
-def loaded_clip(clip=None, device: str = "cpu", precision: str = "fp32"):
-    "`clip` itself if it is a loaded CLIP, else the CLIP its spec names (`resolve_clip`)."
-    return clip if isinstance(clip, torch.nn.Module) else resolve_clip(clip, device=device, precision=precision)
+def loaded_clip(clip=None,                  # a loaded CLIP, or its spec (see `resolve_clip`)
+                device: str = "cpu",
+                precision: str | None = None):  # fp32, release or bf16; None: the loaded CLIP's own, fp32 for a spec
+    "`clip` itself if it is a loaded CLIP (whose precision must be `precision`), else the CLIP its spec names (`resolve_clip`)."
+    if not isinstance(clip, torch.nn.Module): return resolve_clip(clip, device=device, precision=precision or "fp32")
+    held = getattr(clip, "ppad_precision", "fp32")
+    if precision not in (None, held):
+        raise PPADError(f"clip= was loaded with precision {held!r}, not {precision!r}: load it with precision={precision!r}, or pass its spec")
+    return clip
 
 # %% ../nbs/04_train.ipynb #c6cf94fc
 LEARNER_FILE = "learner.safetensors"  # the kit's learner; runs of earlier versions hold learner.pt
@@ -498,7 +504,8 @@ def train(preset="demo",              # a preset name or a `Preset` (see `resolv
           stop_after: int | None = None,  # stop after this many epochs (the run stays resumable)
           prompts: dict | None = None,    # PPAD's prompt settings (position_names, image_prompt, n_ctx)
           shots_file=None,                # reuse the shots of an earlier run's shots.csv
-          precision: str = "fp32", **overrides) -> TrainResult:
+          precision: str | None = None,   # fp32, release or bf16; None: a loaded clip's own, else fp32
+          **overrides) -> TrainResult:
     "Train PPAD's prompts with a preset and `overrides` of its fields; optionally keep a resumable run folder `out`."
     preset, seed = resolve_preset(preset, **overrides), check_seed(seed)  # every argument is checked before anything is created
     check_number(workers, "--workers", 0, integer=True)
