@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .config import figure_png
+from .config import PPADError, figure_png
 from .data import REGION_NAMES
 
 # %% auto #0
@@ -59,6 +59,7 @@ def replaced_patches(model) -> np.ndarray:
     "1 where a region's image prompt replaces the patch by its mask embedding, 0 where the image's own patch stays; (regions, grid, grid)."
     keep = model.patch_masks.detach()[..., 0].cpu().numpy()   # (regions, patches)
     side = int(round(keep.shape[1] ** 0.5))
+    if not model.image_prompt: return np.zeros((len(keep), side, side))  # CoOp and the ablation without image prompt replace nothing
     return (1 - keep).reshape(-1, side, side)
 
 # %% ../nbs/04a_learned.ipynb #153fbbb7
@@ -69,6 +70,7 @@ def mask_embedding_map(model) -> np.ndarray:
 # %% ../nbs/04a_learned.ipynb #afef0d49
 def mask_embedding_png(model, image: np.ndarray | None = None, dpi: int = 80) -> bytes:
     "PNG: the mask-embedding norms, and per region the patches its image prompt replaces, coloured by norm over `image` (224 x 224 grayscale)."
+    if not model.image_prompt: raise PPADError("this model has no image prompt (image_prompt=False, as CoOp): there is no mask embedding to draw")
     norms, replaced = mask_embedding_norms(model), replaced_patches(model)
     figure = Figure(figsize=(2.4 * (1 + len(replaced)), 2.9))
     axes = figure.subplots(1, 1 + len(replaced))
