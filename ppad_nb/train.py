@@ -28,10 +28,10 @@ from .safety import TEMP_PREFIX, check_device, check_finite, check_number, check
 from .synthesis import paste_patch, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'LEARNER_FILE', 'RUN_FILES', 'OLD_RUN_FILES', 'ppad_loss', 'TrainingSample',
-           'TrainingSet', 'EpochBatches', 'training_loader', 'prompt_optimizer', 'fit', 'resolve_preset', 'loaded_clip',
-           'TrainResult', 'read_run_state', 'run_learner', 'read_run_checkpoint', 'prepare_run_dir', 'write_history',
-           'plot_history', 'Run', 'start_run', 'prompt_model', 'train']
+__all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'REPLACED_OPTIONS', 'LEARNER_FILE', 'RUN_FILES', 'OLD_RUN_FILES', 'ppad_loss',
+           'TrainingSample', 'TrainingSet', 'EpochBatches', 'training_loader', 'prompt_optimizer', 'fit',
+           'resolve_preset', 'loaded_clip', 'TrainResult', 'read_run_state', 'run_learner', 'read_run_checkpoint',
+           'prepare_run_dir', 'write_history', 'plot_history', 'Run', 'start_run', 'prompt_model', 'train']
 
 # %% ../nbs/04_train.ipynb #85ed18d4
 def ppad_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -152,13 +152,19 @@ def fit(model: PPAD, batches, *, lr: float = 0.001, momentum: float = 0.9, t_max
     return losses
 
 # %% ../nbs/04_train.ipynb #dac0429a
+REPLACED_OPTIONS = {"clip_weights": "pass clip=: a weights file, a random: spec or a loaded CLIP", "model_options": "pass prompts=",
+                    "settings": "resolve the preset first: resolve_preset(name, settings, ...)"}  # the keywords of earlier versions
+
 def resolve_preset(preset="demo",      # a preset name, or a `Preset`
                    settings=None,      # the settings file that names are read from (default: the kit's)
                    **overrides) -> Preset:
     "The checked preset of a run: `preset` with `overrides` of its fields (a None override keeps the field)."
-    if isinstance(preset, str): return get_preset(preset, settings, **overrides)
+    if not isinstance(preset, (str, Preset)): raise PPADError(f"preset must be a preset name or a Preset, not {preset!r}")
     unknown = sorted(set(overrides) - {f.name for f in fields(Preset)})
-    if unknown: raise PPADError(f"unknown preset field(s) {', '.join(unknown)} (known: {', '.join(f.name for f in fields(Preset))})")
+    if unknown:
+        hint = next((REPLACED_OPTIONS[k] for k in unknown if k in REPLACED_OPTIONS), f"known: {', '.join(f.name for f in fields(Preset))}")
+        raise PPADError(f"unknown preset field(s) {', '.join(unknown)} ({hint})")
+    if isinstance(preset, str): return get_preset(preset, settings, **overrides)
     return check_preset(replace(preset, **{k: v for k, v in overrides.items() if v is not None}))
 
 # %% ../nbs/04_train.ipynb #d3db39e5
@@ -507,6 +513,7 @@ def train(preset="demo",              # a preset name or a `Preset` (see `resolv
           precision: str | None = None,   # fp32, release or bf16; None: a loaded clip's own, else fp32
           **overrides) -> TrainResult:
     "Train PPAD's prompts with a preset and `overrides` of its fields; optionally keep a resumable run folder `out`."
+    if "settings" in overrides: raise PPADError(f"train takes no settings=: {REPLACED_OPTIONS['settings']}")
     preset, seed = resolve_preset(preset, **overrides), check_seed(seed)  # every argument is checked before anything is created
     check_number(workers, "--workers", 0, integer=True)
     if stop_after is not None: check_number(stop_after, "stop_after", 1, integer=True)
