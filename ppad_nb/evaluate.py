@@ -20,7 +20,8 @@ __all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESH
            'CALIBRATION_BINS', 'REPORT_FILES', 'aggregate', 'score_images', 'write_scores', 'read_scores',
            'compute_metrics', 'percent', 'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci',
            'paired_auc_difference', 'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points',
-           'calibration', 'evaluate', 'percent_ci', 'write_report', 'read_report', 'metrics_line']
+           'calibration', 'evaluate', 'percent_ci', 'random_weights_note', 'write_report', 'read_report',
+           'metrics_line']
 
 # %% ../nbs/05_evaluate.ipynb #a8ff409c
 CONFIDENT = 0.8  # a region above this abnormal probability decides the image's score alone
@@ -388,6 +389,12 @@ def _readme_rest(calibrated: dict, extra: dict | None) -> list:
     if extra: lines += ["", "```json", json.dumps(extra, indent=1), "```"]
     return lines
 
+# %% ../nbs/05_evaluate.ipynb #b2e70002
+def random_weights_note(extra: dict | None) -> list:
+    "The README's warning lines when the CLIP recorded in `extra` is a `random:` configuration; none otherwise."
+    if "random:" not in json.dumps(extra or {}, default=str): return []
+    return ["**These numbers come from a randomly initialised CLIP (`random:`): they show the pipeline, not PPAD's results.**", ""]
+
 # %% ../nbs/05_evaluate.ipynb #5e42dae8
 def write_report(folder, result: dict, title: str = "evaluation", extra: dict | None = None, resamples: int = BOOTSTRAP_RESAMPLES) -> Path:
     "Write the report folder of an evaluation (every file atomically); return the folder."
@@ -399,7 +406,8 @@ def write_report(folder, result: dict, title: str = "evaluation", extra: dict | 
     points, calibrated = operating_points(labels, scores, result.get("heldout_scores"), m["threshold"]), calibration(labels, scores)
     with atomic_write(folder / "metrics.json") as f: json.dump(_metrics_record(result, title, ci, points, calibrated, resamples, extra), f, indent=1)
     _write_figures(folder, result, calibrated)
-    lines = _readme_summary(title, m, ci, root, resamples) + _readme_points(points, result.get("heldout_scores")) + _readme_rest(calibrated, extra)
+    lines = (_readme_summary(title, m, ci, root, resamples) + random_weights_note(extra) + _readme_points(points, result.get("heldout_scores"))
+             + _readme_rest(calibrated, extra))
     with atomic_write(folder / "README.md") as f: f.write("\n".join(lines) + "\n")
     return folder
 
