@@ -117,6 +117,8 @@ def _difference(recorded: dict, expected: dict) -> str | None:
             if changed: return f"{changed[0]} = {theirs.get(changed[0])!r}, not {ours[changed[0]]!r}"
         elif key == "clip": 
             if _clip_record(theirs) != ours: return f"the CLIP {(theirs or {}).get('spec')} ({str(list(_clip_record(theirs).values())[0])[:16]}), not {str(list(ours.values())[0])[:16]}"
+        elif key == "test_set":
+            if theirs != ours: return f"a test set of digest {str(theirs)[:12]}..., not {ours[:12]}... (images or labels changed)"
         elif key == "data":
             if theirs is None or Path(theirs).resolve() != Path(ours).resolve(): return f"the data {theirs}, not {ours}"
         elif theirs != ours: return f"{key} = {theirs!r}, not {ours!r}"
@@ -129,9 +131,18 @@ def _report_done(report_dir: Path, made_with: dict) -> bool | None:
     try: record = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
     except (ValueError, OSError): return None                                       # damaged: recompute
     theirs = record.get("made_with") if isinstance(record, dict) else None
-    if not isinstance(theirs, dict): return None                                     # an earlier version's report: recompute
+    if not isinstance(theirs, dict) or "test_set" not in theirs: return None        # an earlier version's report: recompute
     if _difference(theirs, {k: v for k, v in made_with.items() if k != "learner_sha256"}) is not None: return False
     return True if theirs.get("learner_sha256") == made_with.get("learner_sha256") else None
+
+# %% ../nbs/06_baselines.ipynb #46381986
+def _test_set_digest(test_set) -> str:
+    "SHA-256 of the test set's sorted (relative path, file size, label): changes when an image is added, removed, resized or relabelled."
+    import hashlib
+    root = Path(test_set.root)
+    entries = sorted((Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else str(f), Path(f).stat().st_size, int(label))
+                     for f, label in zip(test_set.files, test_set.labels))
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 # %% ../nbs/06_baselines.ipynb #506a1d64
 def split_file(splits, seed: int) -> Path:
@@ -241,9 +252,10 @@ def train_method(self: Reproduction, name: str, seed: int, made_with: dict) -> P
 def method_model(self: Reproduction, name: str, seed=None) -> tuple:
     "(model, made_with) of a method and seed: the trained learner, or the zero-shot model."
     made_with = self.made_with(name, seed)
-    if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), {**made_with, "learner_sha256": None}
+    test_set = _test_set_digest(self.test_set)  # the report's record adds the test set to the run's
+    if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), {**made_with, "test_set": test_set, "learner_sha256": None}
     learner = self.train_method(name, seed, made_with)
-    return PPAD.from_learner(self.clip, learner), {**made_with, "learner_sha256": file_digest(learner)}
+    return PPAD.from_learner(self.clip, learner), {**made_with, "test_set": test_set, "learner_sha256": file_digest(learner)}
 
 # %% ../nbs/06_baselines.ipynb #65874465
 @patch
