@@ -24,7 +24,7 @@ from .data import REGION_NAMES, file_digest, read_dataset
 from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, evaluate, paired_auc_difference, percent, read_report,
                               run_heldout, summarize, write_report)
 from .model import PPAD, load_clip, prompt_text, resolve_clip
-from .safety import check_device, check_seed, check_writable, folder_lock
+from .safety import check_device, check_number, check_seed, check_writable, folder_lock
 from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
 
 # %% auto #0
@@ -193,12 +193,22 @@ class Reproduction:
 @patch
 def log(self: Reproduction, message: str): _log(message, self.quiet)
 
+# %% ../nbs/06_baselines.ipynb #4f7773f5
+def _check_options(methods, metrics=(), workers: int = 0, eval_batch_size: int = 32):
+    "One-line errors for the options that would otherwise fail only after training or writing."
+    if isinstance(methods, str): raise PPADError(f"methods must be a list of method names, not the string {methods!r}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown: raise PPADError(f"unknown method(s) {', '.join(map(str, unknown))} (known: {', '.join(METHODS)})")
+    unknown = [m for m in metrics if m not in METRIC_NAMES]
+    if unknown: raise PPADError(f"unknown metric(s) {', '.join(map(str, unknown))} in the preset's metrics (known: {', '.join(METRIC_NAMES)})")
+    check_number(workers, "--workers", 0, integer=True)
+    check_number(eval_batch_size, "eval_batch_size", 1, integer=True)
+
 # %% ../nbs/06_baselines.ipynb #b1250428
 def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods=("ppad",), out="reproduce", splits=None,
                        device: str | None = None, precision: str = "fp32", **options) -> Reproduction:
     "Check the methods, seeds and folders, read the test set and load CLIP: every argument is checked before any work."
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown: raise PPADError(f"unknown method(s) {', '.join(unknown)} (known: {', '.join(METHODS)})")
+    _check_options(methods, preset.metrics, options.get("workers", 0), options.get("eval_batch_size", 32))
     seeds = tuple(check_seed(s, "--seeds") for s in (preset.seeds if seeds is None else seeds))
     if not seeds: raise PPADError("--seeds needs at least one seed")
     out, device = Path(out), check_device(device or default_device())
