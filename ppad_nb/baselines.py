@@ -23,7 +23,7 @@ from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights
 from .data import REGION_NAMES, file_digest, read_dataset
 from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, evaluate, paired_auc_difference, percent, read_report,
                               run_heldout, summarize, write_report)
-from .model import PPAD, load_clip, prompt_text, resolve_clip
+from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
 from .safety import check_device, check_number, check_seed, check_writable, folder_lock
 from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
 
@@ -204,13 +204,18 @@ def _check_options(methods, metrics=(), workers: int = 0, eval_batch_size: int =
     check_number(workers, "--workers", 0, integer=True)
     check_number(eval_batch_size, "eval_batch_size", 1, integer=True)
 
+def _checked_seeds(preset: Preset, seeds=None) -> tuple:
+    "The seeds of a reproduction, `seeds` or else the preset's, each checked."
+    seeds = tuple(check_seed(s, "--seeds") for s in (preset.seeds if seeds is None else seeds))
+    if not seeds: raise PPADError("--seeds needs at least one seed")
+    return seeds
+
 # %% ../nbs/06_baselines.ipynb #b1250428
 def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods=("ppad",), out="reproduce", splits=None,
                        device: str | None = None, precision: str = "fp32", **options) -> Reproduction:
     "Check the methods, seeds and folders, read the test set and load CLIP: every argument is checked before any work."
     _check_options(methods, preset.metrics, options.get("workers", 0), options.get("eval_batch_size", 32))
-    seeds = tuple(check_seed(s, "--seeds") for s in (preset.seeds if seeds is None else seeds))
-    if not seeds: raise PPADError("--seeds needs at least one seed")
+    seeds = _checked_seeds(preset, seeds)
     out, device = Path(out), check_device(device or default_device())
     check_writable(out, folder=True)
     root = data_root(preset, data)
@@ -383,10 +388,10 @@ def _start_job_process(devices, threads):
     if threads: torch.set_num_threads(threads)
 
 # %% ../nbs/06_baselines.ipynb #1e3a67d7
-def _train_job(preset: Preset, name: str, seed: int, out, data=None, clip_weights=None, workers: int = 0, splits=None,
+def _train_job(preset: Preset, name: str, seed: int, out, data=None, clip=None, workers: int = 0, splits=None,
                precision: str = "fp32", overwrite: bool = False) -> Path:
     "Train one (method, seed) run in this job process exactly as `reproduce` does; returns its learner file."
-    job = start_reproduction(preset, data, clip_weights, (seed,), (name,), out, splits, _JOB_DEVICE, precision, workers=workers,
+    job = start_reproduction(preset, data, clip, (seed,), (name,), out, splits, _JOB_DEVICE, precision, workers=workers,
                              quiet=True, overwrite=overwrite)
     return job.train_method(name, seed, job.made_with(name, seed))
 
@@ -407,19 +412,34 @@ def _first_failure(futures: list):
     for future in futures:
         if future in done: future.result()
 
+# %% ../nbs/06_baselines.ipynb #00ed6d3c
+def _check_clip_spec(clip, precision: str = "fp32") -> str:
+    "The CLIP spec the job processes will load, checked: a loaded CLIP, a missing file, an unknown random CLIP or precision are one line."
+    if isinstance(clip, torch.nn.Module):
+        raise PPADError("reproduce_jobs needs the CLIP's spec (a weights file or random:...), not a loaded CLIP: each job process loads its own; pass the spec it was loaded from")
+    spec = clip_weights_path(clip, required=True)
+    if precision not in PRECISIONS: raise PPADError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    if spec.startswith("random:") and spec[len("random:"):] not in RANDOM_CONFIGS:
+        raise PPADError(f"unknown random CLIP {spec!r} (known: {', '.join('random:' + n for n in RANDOM_CONFIGS)})")
+    if not spec.startswith(("random:", "openclip:")) and not Path(spec).is_file(): raise input_error(spec, "CLIP weights file not found")
+    return spec
+
 # %% ../nbs/06_baselines.ipynb #099a23aa
-def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device: str | None = None, settings=None, out="reproduce",
+def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device: str | None = None, out="reproduce",
                    data=None,
-                   clip_weights=None,  # a weights file or `random:...` (a spec: each process loads its own CLIP)
+                   clip=None,  # a CLIP spec: a weights file or `random:...` (each job process loads its own CLIP)
                    workers: int = 0, splits=None, precision: str = "fp32", overwrite: bool = False, **overrides) -> list:
     "Train the (method, seed) runs of `reproduce` in `jobs` processes, into the run folders a serial run uses; returns the runs."
-    if jobs < 1: raise PPADError(f"--jobs must be at least 1, not {jobs}")
-    preset = resolve_preset(preset, settings, **overrides)
-    todo = [(m, s) for m in methods if m in METHODS and METHODS[m].trained for s in (preset.seeds if seeds is None else seeds)]
-    clip_weights_path(clip_weights, required=True)
+    check_number(jobs, "--jobs", 1, integer=True)
+    preset = resolve_preset(preset, **overrides)
+    _check_options(methods, preset.metrics, workers)
+    todo = [(m, s) for m in methods if METHODS[m].trained for s in _checked_seeds(preset, seeds)]
+    _check_clip_spec(clip, precision)
+    read_dataset(data_root(preset, data), preset.layout, "test")  # a missing data folder stops here, not in every job
+    check_writable(out, folder=True)
     for _, s in todo if splits is not None else ():
         split_file(splits, s)  # a missing split stops here, before any process starts
     device = check_device(device or default_device())
     with folder_lock(out), _job_pool(jobs, device) as pool:
-        _first_failure([pool.submit(_train_job, preset, m, s, out, data, clip_weights, workers, splits, precision, overwrite) for m, s in todo])
+        _first_failure([pool.submit(_train_job, preset, m, s, out, data, clip, workers, splits, precision, overwrite) for m, s in todo])
     return todo

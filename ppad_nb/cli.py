@@ -415,6 +415,7 @@ def reproduce_parser() -> argparse.ArgumentParser:
     add_options(parser, "epochs", "shots", "batch-size", "patch-sources", "workers", "device")
     add_options(parser, "precision")
     parser.add_argument("--overwrite", action="store_true", help="recompute results in --out that were made with other settings (default: refuse)")
+    parser.add_argument("--settings", default=None, help="settings file with the presets (default: the kit's settings.ini)")
     parser.add_argument("--jobs", type=int, default=1, help="(method, seed) runs trained at once, in separate processes: a GPU each when several "
                         "are visible, else the CPU threads shared out; the results are those of a serial run (default 1)")
     return parser
@@ -423,16 +424,15 @@ def reproduce_parser() -> argparse.ArgumentParser:
 def reproduce_command(argv=None):
     "The `ppad-reproduce` command."
     from ppad_nb.baselines import reproduce, reproduce_jobs
+    from ppad_nb.train import resolve_preset
     args = reproduce_parser().parse_args(argv)
     out = Path(args.out or f"reproduce-{args.preset}")
+    preset = resolve_preset(args.preset, args.settings, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, patch_sources=args.patch_sources)
+    shared = dict(data=args.data, clip=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out, workers=args.workers,
+                  device=args.device, splits=args.splits, precision=args.precision, overwrite=args.overwrite)
     try:
-        if args.jobs != 1:  # train in parallel; the serial pass below then finds every run finished, evaluates each and writes the table
-            reproduce_jobs(args.preset, seeds=args.seeds, methods=args.methods, jobs=args.jobs, device=args.device, data=args.data, clip_weights=args.clip_weights,
-                           out=out, workers=args.workers, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
-                           patch_sources=args.patch_sources, splits=args.splits, precision=args.precision, overwrite=args.overwrite)
-        reproduce(args.preset, data=args.data, clip=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
-                  workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
-                  patch_sources=args.patch_sources, overwrite=args.overwrite, splits=args.splits, precision=args.precision)
+        if args.jobs != 1: reproduce_jobs(preset, jobs=args.jobs, **shared)  # the serial pass then finds every run finished, evaluates each, writes the table
+        reproduce(preset, **shared)
     except KeyboardInterrupt:
         print(f"ppad-reproduce: stopped; run the same command again to continue where it stopped ({out})", file=sys.stderr)
         raise
