@@ -475,6 +475,19 @@ def _operating_point(run_dir: Path, name: str) -> tuple:
     if name not in points: raise input_error(metrics, f"has no operating point {name!r} (it has: {', '.join(points) or 'none'}); pass --operating-point")
     return float(points[name]["threshold"]), name
 
+# %% ../nbs/08_cli.ipynb #2e2817d7
+def _check_run_model(run_dir: Path, state: dict, weights=None, learner=None):
+    "Refuse `--clip-weights` or `--learner` other than the run's, whose threshold would not hold for them."
+    from ppad_nb.data import file_digest
+    from ppad_nb.train import run_learner
+    recorded, spec = state.get("clip") or {}, str(weights)
+    file = Path(spec.split(":", 2)[-1] if spec.startswith("openclip:") else spec)
+    same = recorded.get("sha256") == (file_digest(file) if file.is_file() else None) if recorded.get("sha256") else spec == recorded.get("spec")
+    if weights is not None and not same:
+        raise input_error(run_dir, f"was trained with the CLIP {recorded.get('spec')}, not {spec}: its threshold holds only for that CLIP; leave out --clip-weights")
+    if learner is not None and Path(learner).is_file() and file_digest(learner) != file_digest(run_learner(run_dir)):
+        raise input_error(learner, f"is not the learner of the run {run_dir}: the run's threshold holds only for its own; leave out --learner")
+
 # %% ../nbs/08_cli.ipynb #d8820c1b
 def _predict_settings(args) -> tuple:
     "(learner, CLIP weights, size, threshold, operating point) of `ppad-predict`: from `--run`, `--threshold` or the defaults."
@@ -485,6 +498,7 @@ def _predict_settings(args) -> tuple:
         state = read_run_state(run_dir) if run_dir.is_dir() else None
         if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
         threshold, point = _operating_point(run_dir, args.operating_point)
+        _check_run_model(run_dir, state, weights, learner)
         learner, weights = learner or run_learner(run_dir), weights or state.get("clip", {}).get("spec")
         size = size or state["preset"].get("synthesis_size", 224)
     elif args.threshold is not None:
