@@ -9,6 +9,7 @@ import csv
 import json
 import multiprocessing
 import os
+import re
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
@@ -28,9 +29,9 @@ from .safety import check_device, check_number, check_seed, check_writable, fold
 from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
 
 # %% auto #0
-__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'Method', 'drop_period', 'build_model', 'split_file',
-           'auc_differences', 'prompt_texts', 'Reproduction', 'start_reproduction', 'reproduce', 'table_rows',
-           'markdown_table', 'write_table', 'job_devices', 'reproduce_jobs']
+__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'TABLE_CSV_HEADER', 'Method', 'drop_period', 'build_model',
+           'split_file', 'auc_differences', 'prompt_texts', 'Reproduction', 'start_reproduction', 'reproduce',
+           'table_rows', 'markdown_table', 'write_table', 'job_devices', 'reproduce_jobs']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -210,6 +211,23 @@ def _checked_seeds(preset: Preset, seeds=None) -> tuple:
     if not seeds: raise PPADError("--seeds needs at least one seed")
     return seeds
 
+# %% ../nbs/06_baselines.ipynb #da3906a8
+TABLE_CSV_HEADER = ["method", "metric", "mean_percent", "std_percent", "seeds", "published_mean", "published_std", "ci_low_percent", "ci_high_percent"]
+
+def _written_by_reproduce(path: Path) -> bool:
+    "Whether the table.md or table.csv at `path` looks as `write_table` writes it."
+    try: text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError): return False
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if path.suffix == ".csv": return first == ",".join(TABLE_CSV_HEADER)
+    return re.fullmatch(r"\*\*[^*]+\*\*: .*", first) is not None and "\n| method | seeds |" in text
+
+def _check_tables(out: Path, overwrite: bool = False):
+    "Refuse, before any work, to replace a table.md or table.csv in `out` that `reproduce` did not write."
+    for path in (Path(out) / "table.md", Path(out) / "table.csv"):
+        if path.exists() and not overwrite and not _written_by_reproduce(path):
+            raise input_error(path, "exists and was not written by reproduce; pass --overwrite to replace it, or choose another --out")
+
 # %% ../nbs/06_baselines.ipynb #b1250428
 def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods=("ppad",), out="reproduce", splits=None,
                        device: str | None = None, precision: str = "fp32", **options) -> Reproduction:
@@ -218,6 +236,7 @@ def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods
     seeds = _checked_seeds(preset, seeds)
     out, device = Path(out), check_device(device or default_device())
     check_writable(out, folder=True)
+    _check_tables(out, options.get("overwrite", False))
     root = data_root(preset, data)
     test_set = read_dataset(root, preset.layout, "test")
     split_files = {seed: split_file(splits, seed) for seed in seeds} if splits is not None else {}
@@ -367,7 +386,7 @@ def write_table(out, preset: Preset, results: dict, clip=None, differences: dict
     with atomic_write(out / "table.md") as f: f.write(markdown_table(preset, results, clip, differences))
     with atomic_write(out / "table.csv", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["method", "metric", "mean_percent", "std_percent", "seeds", "published_mean", "published_std", "ci_low_percent", "ci_high_percent"])
+        writer.writerow(TABLE_CSV_HEADER)
         writer.writerows(table_rows(preset, results, differences))
     return out / "table.md"
 
@@ -437,6 +456,7 @@ def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device:
     _check_clip_spec(clip, precision)
     read_dataset(data_root(preset, data), preset.layout, "test")  # a missing data folder stops here, not in every job
     check_writable(out, folder=True)
+    _check_tables(out, overwrite)  # the serial pass that follows would refuse it only after the training
     for _, s in todo if splits is not None else ():
         split_file(splits, s)  # a missing split stops here, before any process starts
     device = check_device(device or default_device())

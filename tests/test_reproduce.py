@@ -105,3 +105,9 @@ def test_jobs_check_every_argument_before_creating_out(tmp_path, extra, fragment
     result = run("ppad-reproduce", *ARGS, "--jobs", 2, *extra, "--out", tmp_path / "out", cwd=tmp_path)
     assert_user_error(result, fragment)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_table_it_did_not_write_is_refused_and_kept(tmp_path):
+    (tmp_path / "table.md").write_text("my notes\n")
+    assert_user_error(run("ppad-reproduce", *ARGS, "--methods", "chexzero", "--out", tmp_path), "table.md: exists and was not written by reproduce")
+    assert (tmp_path / "table.md").read_text() == "my notes\n" and sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
