@@ -476,15 +476,20 @@ def _operating_point(run_dir: Path, name: str) -> tuple:
     return float(points[name]["threshold"]), name
 
 # %% ../nbs/08_cli.ipynb #2e2817d7
-def _check_run_model(run_dir: Path, state: dict, weights=None, learner=None):
-    "Refuse `--clip-weights` or `--learner` other than the run's, whose threshold would not hold for them."
+def _check_run_clip(run_dir: Path, state: dict, weights=None):
+    "Refuse `--clip-weights` other than the run's (compared by SHA-256, or by spec for a random CLIP)."
     from ppad_nb.data import file_digest
-    from ppad_nb.train import run_learner
     recorded, spec = state.get("clip") or {}, str(weights)
     file = Path(spec.split(":", 2)[-1] if spec.startswith("openclip:") else spec)
     same = recorded.get("sha256") == (file_digest(file) if file.is_file() else None) if recorded.get("sha256") else spec == recorded.get("spec")
     if weights is not None and not same:
         raise input_error(run_dir, f"was trained with the CLIP {recorded.get('spec')}, not {spec}: its threshold holds only for that CLIP; leave out --clip-weights")
+
+# %% ../nbs/08_cli.ipynb #4235bc1f
+def _check_run_learner(run_dir: Path, learner=None):
+    "Refuse a `--learner` other than the run's own (compared by SHA-256)."
+    from ppad_nb.data import file_digest
+    from ppad_nb.train import run_learner
     if learner is not None and Path(learner).is_file() and file_digest(learner) != file_digest(run_learner(run_dir)):
         raise input_error(learner, f"is not the learner of the run {run_dir}: the run's threshold holds only for its own; leave out --learner")
 
@@ -498,7 +503,8 @@ def _predict_settings(args) -> tuple:
         state = read_run_state(run_dir) if run_dir.is_dir() else None
         if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
         threshold, point = _operating_point(run_dir, args.operating_point)
-        _check_run_model(run_dir, state, weights, learner)
+        _check_run_clip(run_dir, state, weights)
+        _check_run_learner(run_dir, learner)
         learner, weights = learner or run_learner(run_dir), weights or state.get("clip", {}).get("spec")
         size = size or state["preset"].get("synthesis_size", 224)
     elif args.threshold is not None:
