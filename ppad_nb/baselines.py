@@ -9,6 +9,7 @@ import csv
 import json
 import multiprocessing
 import os
+import re
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
@@ -23,14 +24,14 @@ from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights
 from .data import REGION_NAMES, file_digest, read_dataset
 from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, evaluate, paired_auc_difference, percent, read_report,
                               run_heldout, summarize, write_report)
-from .model import PPAD, load_clip, prompt_text, resolve_clip
-from .safety import check_device, check_seed, check_writable, folder_lock
+from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
+from .safety import check_device, check_number, check_seed, check_writable, folder_lock
 from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
 
 # %% auto #0
-__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'Method', 'drop_period', 'build_model', 'split_file',
-           'auc_differences', 'prompt_texts', 'Reproduction', 'start_reproduction', 'reproduce', 'table_rows',
-           'markdown_table', 'write_table', 'job_devices', 'reproduce_jobs']
+__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'TABLE_CSV_HEADER', 'Method', 'drop_period', 'build_model',
+           'split_file', 'auc_differences', 'prompt_texts', 'Reproduction', 'start_reproduction', 'reproduce',
+           'table_rows', 'markdown_table', 'write_table', 'job_devices', 'reproduce_jobs']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -117,6 +118,8 @@ def _difference(recorded: dict, expected: dict) -> str | None:
             if changed: return f"{changed[0]} = {theirs.get(changed[0])!r}, not {ours[changed[0]]!r}"
         elif key == "clip": 
             if _clip_record(theirs) != ours: return f"the CLIP {(theirs or {}).get('spec')} ({str(list(_clip_record(theirs).values())[0])[:16]}), not {str(list(ours.values())[0])[:16]}"
+        elif key == "test_set":
+            if theirs != ours: return f"a test set of digest {str(theirs)[:12]}..., not {ours[:12]}... (images or labels changed)"
         elif key == "data":
             if theirs is None or Path(theirs).resolve() != Path(ours).resolve(): return f"the data {theirs}, not {ours}"
         elif theirs != ours: return f"{key} = {theirs!r}, not {ours!r}"
@@ -129,9 +132,18 @@ def _report_done(report_dir: Path, made_with: dict) -> bool | None:
     try: record = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
     except (ValueError, OSError): return None                                       # damaged: recompute
     theirs = record.get("made_with") if isinstance(record, dict) else None
-    if not isinstance(theirs, dict): return None                                     # an earlier version's report: recompute
+    if not isinstance(theirs, dict) or "test_set" not in theirs: return None        # an earlier version's report: recompute
     if _difference(theirs, {k: v for k, v in made_with.items() if k != "learner_sha256"}) is not None: return False
     return True if theirs.get("learner_sha256") == made_with.get("learner_sha256") else None
+
+# %% ../nbs/06_baselines.ipynb #46381986
+def _test_set_digest(test_set) -> str:
+    "SHA-256 of the test set's sorted (relative path, file size, label): changes when an image is added, removed, resized or relabelled."
+    import hashlib
+    root = Path(test_set.root)
+    entries = sorted((Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else str(f), Path(f).stat().st_size, int(label))
+                     for f, label in zip(test_set.files, test_set.labels))
+    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 # %% ../nbs/06_baselines.ipynb #506a1d64
 def split_file(splits, seed: int) -> Path:
@@ -182,16 +194,49 @@ class Reproduction:
 @patch
 def log(self: Reproduction, message: str): _log(message, self.quiet)
 
+# %% ../nbs/06_baselines.ipynb #4f7773f5
+def _check_options(methods, metrics=(), workers: int = 0, eval_batch_size: int = 32):
+    "One-line errors for the options that would otherwise fail only after training or writing."
+    if isinstance(methods, str): raise PPADError(f"methods must be a list of method names, not the string {methods!r}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown: raise PPADError(f"unknown method(s) {', '.join(map(str, unknown))} (known: {', '.join(METHODS)})")
+    unknown = [m for m in metrics if m not in METRIC_NAMES]
+    if unknown: raise PPADError(f"unknown metric(s) {', '.join(map(str, unknown))} in the preset's metrics (known: {', '.join(METRIC_NAMES)})")
+    check_number(workers, "--workers", 0, integer=True)
+    check_number(eval_batch_size, "eval_batch_size", 1, integer=True)
+
+def _checked_seeds(preset: Preset, seeds=None) -> tuple:
+    "The seeds of a reproduction, `seeds` or else the preset's, each checked."
+    seeds = tuple(check_seed(s, "--seeds") for s in (preset.seeds if seeds is None else seeds))
+    if not seeds: raise PPADError("--seeds needs at least one seed")
+    return seeds
+
+# %% ../nbs/06_baselines.ipynb #da3906a8
+TABLE_CSV_HEADER = ["method", "metric", "mean_percent", "std_percent", "seeds", "published_mean", "published_std", "ci_low_percent", "ci_high_percent"]
+
+def _written_by_reproduce(path: Path) -> bool:
+    "Whether the table.md or table.csv at `path` looks as `write_table` writes it."
+    try: text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError): return False
+    first = text.split("\n", 1)[0].rstrip("\r")
+    if path.suffix == ".csv": return first == ",".join(TABLE_CSV_HEADER)
+    return re.fullmatch(r"\*\*[^*]+\*\*: .*", first) is not None and "\n| method | seeds |" in text
+
+def _check_tables(out: Path, overwrite: bool = False):
+    "Refuse, before any work, to replace a table.md or table.csv in `out` that `reproduce` did not write."
+    for path in (Path(out) / "table.md", Path(out) / "table.csv"):
+        if path.exists() and not overwrite and not _written_by_reproduce(path):
+            raise input_error(path, "exists and was not written by reproduce; pass --overwrite to replace it, or choose another --out")
+
 # %% ../nbs/06_baselines.ipynb #b1250428
 def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods=("ppad",), out="reproduce", splits=None,
                        device: str | None = None, precision: str = "fp32", **options) -> Reproduction:
     "Check the methods, seeds and folders, read the test set and load CLIP: every argument is checked before any work."
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown: raise PPADError(f"unknown method(s) {', '.join(unknown)} (known: {', '.join(METHODS)})")
-    seeds = tuple(check_seed(s, "--seeds") for s in (preset.seeds if seeds is None else seeds))
-    if not seeds: raise PPADError("--seeds needs at least one seed")
+    _check_options(methods, preset.metrics, options.get("workers", 0), options.get("eval_batch_size", 32))
+    seeds = _checked_seeds(preset, seeds)
     out, device = Path(out), check_device(device or default_device())
     check_writable(out, folder=True)
+    _check_tables(out, options.get("overwrite", False))
     root = data_root(preset, data)
     test_set = read_dataset(root, preset.layout, "test")
     split_files = {seed: split_file(splits, seed) for seed in seeds} if splits is not None else {}
@@ -241,9 +286,10 @@ def train_method(self: Reproduction, name: str, seed: int, made_with: dict) -> P
 def method_model(self: Reproduction, name: str, seed=None) -> tuple:
     "(model, made_with) of a method and seed: the trained learner, or the zero-shot model."
     made_with = self.made_with(name, seed)
-    if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), {**made_with, "learner_sha256": None}
+    test_set = _test_set_digest(self.test_set)  # the report's record adds the test set to the run's
+    if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), {**made_with, "test_set": test_set, "learner_sha256": None}
     learner = self.train_method(name, seed, made_with)
-    return PPAD.from_learner(self.clip, learner), {**made_with, "learner_sha256": file_digest(learner)}
+    return PPAD.from_learner(self.clip, learner), {**made_with, "test_set": test_set, "learner_sha256": file_digest(learner)}
 
 # %% ../nbs/06_baselines.ipynb #65874465
 @patch
@@ -340,7 +386,7 @@ def write_table(out, preset: Preset, results: dict, clip=None, differences: dict
     with atomic_write(out / "table.md") as f: f.write(markdown_table(preset, results, clip, differences))
     with atomic_write(out / "table.csv", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["method", "metric", "mean_percent", "std_percent", "seeds", "published_mean", "published_std", "ci_low_percent", "ci_high_percent"])
+        writer.writerow(TABLE_CSV_HEADER)
         writer.writerows(table_rows(preset, results, differences))
     return out / "table.md"
 
@@ -361,10 +407,10 @@ def _start_job_process(devices, threads):
     if threads: torch.set_num_threads(threads)
 
 # %% ../nbs/06_baselines.ipynb #1e3a67d7
-def _train_job(preset: Preset, name: str, seed: int, out, data=None, clip_weights=None, workers: int = 0, splits=None,
+def _train_job(preset: Preset, name: str, seed: int, out, data=None, clip=None, workers: int = 0, splits=None,
                precision: str = "fp32", overwrite: bool = False) -> Path:
     "Train one (method, seed) run in this job process exactly as `reproduce` does; returns its learner file."
-    job = start_reproduction(preset, data, clip_weights, (seed,), (name,), out, splits, _JOB_DEVICE, precision, workers=workers,
+    job = start_reproduction(preset, data, clip, (seed,), (name,), out, splits, _JOB_DEVICE, precision, workers=workers,
                              quiet=True, overwrite=overwrite)
     return job.train_method(name, seed, job.made_with(name, seed))
 
@@ -385,19 +431,35 @@ def _first_failure(futures: list):
     for future in futures:
         if future in done: future.result()
 
+# %% ../nbs/06_baselines.ipynb #00ed6d3c
+def _check_clip_spec(clip, precision: str = "fp32") -> str:
+    "The CLIP spec the job processes will load, checked: a loaded CLIP, a missing file, an unknown random CLIP or precision are one line."
+    if isinstance(clip, torch.nn.Module):
+        raise PPADError("reproduce_jobs needs the CLIP's spec (a weights file or random:...), not a loaded CLIP: each job process loads its own; pass the spec it was loaded from")
+    spec = clip_weights_path(clip, required=True)
+    if precision not in PRECISIONS: raise PPADError(f"unknown precision {precision!r} (known: {', '.join(PRECISIONS)})")
+    if spec.startswith("random:") and spec[len("random:"):] not in RANDOM_CONFIGS:
+        raise PPADError(f"unknown random CLIP {spec!r} (known: {', '.join('random:' + n for n in RANDOM_CONFIGS)})")
+    if not spec.startswith(("random:", "openclip:")) and not Path(spec).is_file(): raise input_error(spec, "CLIP weights file not found")
+    return spec
+
 # %% ../nbs/06_baselines.ipynb #099a23aa
-def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device: str | None = None, settings=None, out="reproduce",
+def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device: str | None = None, out="reproduce",
                    data=None,
-                   clip_weights=None,  # a weights file or `random:...` (a spec: each process loads its own CLIP)
+                   clip=None,  # a CLIP spec: a weights file or `random:...` (each job process loads its own CLIP)
                    workers: int = 0, splits=None, precision: str = "fp32", overwrite: bool = False, **overrides) -> list:
     "Train the (method, seed) runs of `reproduce` in `jobs` processes, into the run folders a serial run uses; returns the runs."
-    if jobs < 1: raise PPADError(f"--jobs must be at least 1, not {jobs}")
-    preset = resolve_preset(preset, settings, **overrides)
-    todo = [(m, s) for m in methods if m in METHODS and METHODS[m].trained for s in (preset.seeds if seeds is None else seeds)]
-    clip_weights_path(clip_weights, required=True)
+    check_number(jobs, "--jobs", 1, integer=True)
+    preset = resolve_preset(preset, **overrides)
+    _check_options(methods, preset.metrics, workers)
+    todo = [(m, s) for m in methods if METHODS[m].trained for s in _checked_seeds(preset, seeds)]
+    _check_clip_spec(clip, precision)
+    read_dataset(data_root(preset, data), preset.layout, "test")  # a missing data folder stops here, not in every job
+    check_writable(out, folder=True)
+    _check_tables(out, overwrite)  # the serial pass that follows would refuse it only after the training
     for _, s in todo if splits is not None else ():
         split_file(splits, s)  # a missing split stops here, before any process starts
     device = check_device(device or default_device())
     with folder_lock(out), _job_pool(jobs, device) as pool:
-        _first_failure([pool.submit(_train_job, preset, m, s, out, data, clip_weights, workers, splits, precision, overwrite) for m, s in todo])
+        _first_failure([pool.submit(_train_job, preset, m, s, out, data, clip, workers, splits, precision, overwrite) for m, s in todo])
     return todo

@@ -415,6 +415,7 @@ def reproduce_parser() -> argparse.ArgumentParser:
     add_options(parser, "epochs", "shots", "batch-size", "patch-sources", "workers", "device")
     add_options(parser, "precision")
     parser.add_argument("--overwrite", action="store_true", help="recompute results in --out that were made with other settings (default: refuse)")
+    parser.add_argument("--settings", default=None, help="settings file with the presets (default: the kit's settings.ini)")
     parser.add_argument("--jobs", type=int, default=1, help="(method, seed) runs trained at once, in separate processes: a GPU each when several "
                         "are visible, else the CPU threads shared out; the results are those of a serial run (default 1)")
     return parser
@@ -423,16 +424,15 @@ def reproduce_parser() -> argparse.ArgumentParser:
 def reproduce_command(argv=None):
     "The `ppad-reproduce` command."
     from ppad_nb.baselines import reproduce, reproduce_jobs
+    from ppad_nb.train import resolve_preset
     args = reproduce_parser().parse_args(argv)
     out = Path(args.out or f"reproduce-{args.preset}")
+    preset = resolve_preset(args.preset, args.settings, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, patch_sources=args.patch_sources)
+    shared = dict(data=args.data, clip=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out, workers=args.workers,
+                  device=args.device, splits=args.splits, precision=args.precision, overwrite=args.overwrite)
     try:
-        if args.jobs != 1:  # train in parallel; the serial pass below then finds every run finished, evaluates each and writes the table
-            reproduce_jobs(args.preset, seeds=args.seeds, methods=args.methods, jobs=args.jobs, device=args.device, data=args.data, clip_weights=args.clip_weights,
-                           out=out, workers=args.workers, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
-                           patch_sources=args.patch_sources, splits=args.splits, precision=args.precision, overwrite=args.overwrite)
-        reproduce(args.preset, data=args.data, clip=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out,
-                  workers=args.workers, device=args.device, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size,
-                  patch_sources=args.patch_sources, overwrite=args.overwrite, splits=args.splits, precision=args.precision)
+        if args.jobs != 1: reproduce_jobs(preset, jobs=args.jobs, **shared)  # the serial pass then finds every run finished, evaluates each, writes the table
+        reproduce(preset, **shared)
     except KeyboardInterrupt:
         print(f"ppad-reproduce: stopped; run the same command again to continue where it stopped ({out})", file=sys.stderr)
         raise
@@ -475,6 +475,24 @@ def _operating_point(run_dir: Path, name: str) -> tuple:
     if name not in points: raise input_error(metrics, f"has no operating point {name!r} (it has: {', '.join(points) or 'none'}); pass --operating-point")
     return float(points[name]["threshold"]), name
 
+# %% ../nbs/08_cli.ipynb #2e2817d7
+def _check_run_clip(run_dir: Path, state: dict, weights=None):
+    "Refuse `--clip-weights` other than the run's (compared by SHA-256, or by spec for a random CLIP)."
+    from ppad_nb.data import file_digest
+    recorded, spec = state.get("clip") or {}, str(weights)
+    file = Path(spec.split(":", 2)[-1] if spec.startswith("openclip:") else spec)
+    same = recorded.get("sha256") == (file_digest(file) if file.is_file() else None) if recorded.get("sha256") else spec == recorded.get("spec")
+    if weights is not None and not same:
+        raise input_error(run_dir, f"was trained with the CLIP {recorded.get('spec')}, not {spec}: its threshold holds only for that CLIP; leave out --clip-weights")
+
+# %% ../nbs/08_cli.ipynb #4235bc1f
+def _check_run_learner(run_dir: Path, learner=None):
+    "Refuse a `--learner` other than the run's own (compared by SHA-256)."
+    from ppad_nb.data import file_digest
+    from ppad_nb.train import run_learner
+    if learner is not None and Path(learner).is_file() and file_digest(learner) != file_digest(run_learner(run_dir)):
+        raise input_error(learner, f"is not the learner of the run {run_dir}: the run's threshold holds only for its own; leave out --learner")
+
 # %% ../nbs/08_cli.ipynb #d8820c1b
 def _predict_settings(args) -> tuple:
     "(learner, CLIP weights, size, threshold, operating point) of `ppad-predict`: from `--run`, `--threshold` or the defaults."
@@ -485,6 +503,8 @@ def _predict_settings(args) -> tuple:
         state = read_run_state(run_dir) if run_dir.is_dir() else None
         if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
         threshold, point = _operating_point(run_dir, args.operating_point)
+        _check_run_clip(run_dir, state, weights)
+        _check_run_learner(run_dir, learner)
         learner, weights = learner or run_learner(run_dir), weights or state.get("clip", {}).get("spec")
         size = size or state["preset"].get("synthesis_size", 224)
     elif args.threshold is not None:

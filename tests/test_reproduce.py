@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import run
+from conftest import assert_user_error, run
 from ppad_nb.model import load_clip
 from ppad_nb.train import train
 
@@ -95,3 +95,19 @@ def test_run_is_not_reused_with_another_split_file(tmp_path):
         reproduce("demo", clip=tiny, seeds=(0,), methods=("ppad",), out=out, quiet=True, splits=splits, **SMALL)
     reproduce("demo", clip=tiny, seeds=(0,), methods=("ppad",), out=out, quiet=True, splits=splits, overwrite=True, **SMALL)
     assert json.loads((out / "ppad" / "seed0" / "run.json").read_text())["split_sha256"] == file_digest(splits / "seed0.csv")
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--clip-weights", "missing.pt"], "missing.pt: CLIP weights file not found"), (["--data", "missing"], "missing: folder not found"),
+    (["--seeds", "-1"], "--seeds must be at least 0"), (["--workers", "-1"], "--workers must be at least 0"),
+    (["--settings", "missing.ini"], "missing.ini")])
+def test_jobs_check_every_argument_before_creating_out(tmp_path, extra, fragment):
+    result = run("ppad-reproduce", *ARGS, "--jobs", 2, *extra, "--out", tmp_path / "out", cwd=tmp_path)
+    assert_user_error(result, fragment)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_table_it_did_not_write_is_refused_and_kept(tmp_path):
+    (tmp_path / "table.md").write_text("my notes\n")
+    assert_user_error(run("ppad-reproduce", *ARGS, "--methods", "chexzero", "--out", tmp_path), "table.md: exists and was not written by reproduce")
+    assert (tmp_path / "table.md").read_text() == "my notes\n" and sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
