@@ -230,7 +230,7 @@ def _check_tables(out: Path, overwrite: bool = False):
 
 # %% ../nbs/06_baselines.ipynb #b1250428
 def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods=("ppad",), out="reproduce", splits=None,
-                       device: str | None = None, precision: str = "fp32", **options) -> Reproduction:
+                       device: str | None = None, precision: str | None = None, **options) -> Reproduction:
     "Check the methods, seeds and folders, read the test set and load CLIP: every argument is checked before any work."
     _check_options(methods, preset.metrics, options.get("workers", 0), options.get("eval_batch_size", 32))
     seeds = _checked_seeds(preset, seeds)
@@ -317,7 +317,7 @@ def reproduce(preset="zhanglab",  # a preset name or a `Preset` (see `resolve_pr
               seeds=None, methods=("ppad",), out="reproduce", workers: int = 0, device: str | None = None, eval_batch_size: int = 32,
               quiet: bool = False, overwrite: bool = False,
               splits=None,        # a folder of split files (seedS.csv, ...): each seed trains on exactly those shots
-              precision: str = "fp32", **overrides) -> dict:
+              precision: str | None = None, **overrides) -> dict:
     "Train and evaluate every method and seed (restartable), and write the paper-format table; returns {method: [metrics per seed]}."
     preset = resolve_preset(preset, **overrides)
     job = start_reproduction(preset, data, clip, seeds, methods, out, splits, device, precision, workers=workers,
