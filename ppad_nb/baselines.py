@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 
-from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights_path, data_root, default_device, get_preset,
+from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights_path, data_root, existing_data_root, default_device, get_preset,
                             input_error, preset_from_dict)
 from .data import REGION_NAMES, file_digest, read_dataset
 from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, evaluate, paired_auc_difference, percent, read_report,
@@ -237,7 +237,7 @@ def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods
     out, device = Path(out), check_device(device or default_device())
     check_writable(out, folder=True)
     _check_tables(out, options.get("overwrite", False))
-    root = data_root(preset, data)
+    root = existing_data_root(preset, data)
     test_set = read_dataset(root, preset.layout, "test")
     split_files = {seed: split_file(splits, seed) for seed in seeds} if splits is not None else {}
     return Reproduction(preset, seeds, loaded_clip(clip, device, precision), root, test_set, out, split_files, device, **options)
@@ -454,7 +454,7 @@ def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device:
     _check_options(methods, preset.metrics, workers)
     todo = [(m, s) for m in methods if METHODS[m].trained for s in _checked_seeds(preset, seeds)]
     _check_clip_spec(clip, precision)
-    read_dataset(data_root(preset, data), preset.layout, "test")  # a missing data folder stops here, not in every job
+    read_dataset(existing_data_root(preset, data), preset.layout, "test")  # a missing data folder stops here, not in every job
     check_writable(out, folder=True)
     _check_tables(out, overwrite)  # the serial pass that follows would refuse it only after the training
     for _, s in todo if splits is not None else ():

@@ -370,7 +370,7 @@ def _evaluation_plan(args) -> tuple:
 # %% ../nbs/08_cli.ipynb #06e75ddd
 def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
-    from ppad_nb.config import data_root
+    from ppad_nb.config import data_root, existing_data_root
     from ppad_nb.data import read_dataset
     from ppad_nb.evaluate import compute_metrics, metrics_line, run_heldout, write_report
     from ppad_nb.model import PPAD, load_clip
@@ -379,7 +379,7 @@ def evaluate_command(argv=None):
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
     check_writable(out, folder=True)
-    test_set = read_dataset(data_root(preset, data), preset.layout, "test")
+    test_set = read_dataset(existing_data_root(preset, data), preset.layout, "test")
     heldout = run_heldout(run_dir, data_root(preset, data)) if run_dir is not None else None  # the normals the run did not train on
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
     device = shard.device
@@ -407,7 +407,7 @@ def reproduce_parser() -> argparse.ArgumentParser:
                "\n\nexample:\n  ppad-reproduce --preset zhanglab --clip-weights best_64_0.0001_original_35000_0.864.pt --methods ppad chexzero coop")
     parser.add_argument("--preset", required=True, help="zhanglab, chexpert, vindr or demo")
     add_options(parser, "data", "clip-weights")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: the preset's, 0 1 2 3 4)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: the preset's `seeds`, 0 1 2 3 4 for the paper's data sets)")
     parser.add_argument("--methods", nargs="+", default=["ppad"], choices=list(METHODS), help="methods to run (default: ppad)")
     parser.add_argument("--out", default=None, help="output folder (default: reproduce-PRESET)")
     parser.add_argument("--splits", default=None, help="reuse exact splits: a folder with seedS.csv (or seedS/shots.csv, or an earlier "

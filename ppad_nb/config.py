@@ -18,7 +18,8 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['BUNDLED_SAMPLE', 'figure_png', 'assets_path', 'settings_path', 'Preset', 'read_presets', 'get_preset', 'check_preset',
-           'preset_from_dict', 'data_root', 'clip_weights_path', 'versions', 'seed_everything', 'default_device']
+           'preset_from_dict', 'data_root', 'clip_weights_path', 'existing_data_root', 'versions', 'seed_everything',
+           'default_device']
 
 # %% ../nbs/00a_config.ipynb #b30484d4
 from .safety import PPADError, _umask, atomic_write, input_error  # the rules live in ppad_nb.safety; kept importable from here
@@ -149,6 +150,14 @@ def clip_weights_path(path=None, required: bool = False):
     weights = str(path) if path is not None else os.environ.get("PPAD_CLIP_WEIGHTS") or None
     if weights is None and required: raise PPADError("no CLIP weights: pass --clip-weights (clip= in Python) or set PPAD_CLIP_WEIGHTS")
     return weights
+
+# %% ../nbs/00a_config.ipynb #c3e70002
+def existing_data_root(preset: Preset, data=None) -> Path:
+    "`data_root`, checked to be a folder; when it came from the preset, the error says how to point the kit at the data."
+    root = data_root(preset, data)
+    if root.is_dir(): return root
+    how = "" if data is not None else f": set $PPAD_DATA to the folder that holds {preset.root}, or pass --data (data= in Python)"
+    raise input_error(root, f"folder not found{how}")
 
 # %% ../nbs/00a_config.ipynb #9ba911b3
 def versions() -> dict:

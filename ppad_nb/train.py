@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .config import (PPADError, Preset, atomic_write, clip_weights_path, data_root, default_device, figure_png,
+from .config import (PPADError, Preset, atomic_write, clip_weights_path, data_root, existing_data_root, default_device, figure_png,
                             check_preset, get_preset, input_error, preset_from_dict, versions)
 from .data import (REGION_LABELS, heldout_normals, load_image, file_digest, read_dataset, read_shot_manifest, sample_shots, to_tensor,
                           write_shot_manifest)
@@ -385,7 +385,7 @@ def start_run(preset: Preset, seed: int = 0, data=None, out=None, resume: bool =
     if run_dir is not None: check_writable(run_dir, folder=True)
     checkpoint = prepare_run_dir(run_dir, resume, overwrite, act=False) if run_dir is not None else None
     if checkpoint is not None: _check_resumable(checkpoint, preset, seed, run_dir)
-    root = data_root(preset, data)
+    root = existing_data_root(preset, data)
     normals = read_dataset(root, preset.layout, "train").normals()
     shots = sample_shots(normals, preset.shots, seed) if shots_file is None else _reused_shots(shots_file, root, normals, preset)
     if checkpoint is not None and _relative(shots, root) != checkpoint["shots"]:

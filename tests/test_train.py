@@ -114,3 +114,11 @@ def test_bench_train_json():
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout.strip().splitlines()[-1])
     assert record["bench"] == "train" and record["batch_size"] == 4 and record["median_step_s"] > 0
+
+
+def test_missing_preset_data_folder_says_how_to_point_at_it(tmp_path, monkeypatch):
+    "Without --data and $PPAD_DATA, the preset's folder is looked for here: the one-line error says how to point the kit at the data."
+    monkeypatch.delenv("PPAD_DATA", raising=False)
+    result = run("ppad-train", "--preset", "zhanglab", "--clip-weights", "random:tiny", "--out", tmp_path / "run", cwd=tmp_path)
+    assert_user_error(result, "zhanglab: folder not found: set $PPAD_DATA to the folder that holds zhanglab, or pass --data")
+    assert not (tmp_path / "run").exists()
