@@ -116,8 +116,10 @@ def _difference(recorded: dict, expected: dict) -> str | None:
             theirs = _json(asdict(preset_from_dict(theirs)))
             changed = [k for k in ours if theirs.get(k) != ours[k]]
             if changed: return f"{changed[0]} = {theirs.get(changed[0])!r}, not {ours[changed[0]]!r}"
-        elif key == "clip": 
-            if _clip_record(theirs) != ours: return f"the CLIP {(theirs or {}).get('spec')} ({str(list(_clip_record(theirs).values())[0])[:16]}), not {str(list(ours.values())[0])[:16]}"
+        elif key == "clip":
+            record = _clip_record(theirs)
+            changed = [k for k in ours if record.get(k) != ours.get(k)]  # say which: the weights, the precision or the rounding
+            if changed: return f"the CLIP {(theirs or {}).get('spec')} ({changed[0]} {str(record.get(changed[0]))[:16]}), not {str(ours.get(changed[0]))[:16]}"
         elif key == "test_set":
             if theirs != ours: return f"a test set of digest {str(theirs)[:12]}..., not {ours[:12]}... (images or labels changed)"
         elif key == "data":

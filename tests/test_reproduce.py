@@ -111,3 +111,16 @@ def test_a_table_it_did_not_write_is_refused_and_kept(tmp_path):
     (tmp_path / "table.md").write_text("my notes\n")
     assert_user_error(run("ppad-reproduce", *ARGS, "--methods", "chexzero", "--out", tmp_path), "table.md: exists and was not written by reproduce")
     assert (tmp_path / "table.md").read_text() == "my notes\n" and sorted(p.name for p in tmp_path.iterdir()) == ["table.md"]
+
+
+def test_refusal_names_what_differs_in_the_clip(tmp_path):
+    "A report made at another precision is refused with the precision named, not only the CLIP's spec."
+    import warnings
+    from ppad_nb.baselines import reproduce
+    from ppad_nb.config import PPADError
+    small = dict(seeds=(0,), methods=("chexzero",), out=tmp_path, quiet=True, device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reproduce("demo", clip="random:tiny", precision="bf16", **small)
+        with pytest.raises(PPADError, match=r"was made with the CLIP random:tiny \(precision bf16\), not fp32; pass --overwrite"):
+            reproduce("demo", clip="random:tiny", **small)
