@@ -547,8 +547,8 @@ def _check_prompt_settings(path, config: dict, context_length: int = 77):
     "One-line errors, naming the file, for recorded prompt settings of the wrong type or too long for CLIP's context."
     from open_clip.tokenizer import _tokenizer
     classes, positions = config.get("class_names", CLASS_NAMES), config.get("position_names", REGION_NAMES)
-    if not _strings(classes, len(CLASS_NAMES)): raise input_error(path, f"its class_names {str(classes)[:60]} are not {len(CLASS_NAMES)} names (normal, abnormal)")
-    if not _strings(positions, len(REGION_NAMES)): raise input_error(path, f"its position_names {str(positions)[:60]} are not {len(REGION_NAMES)} names of at most {MAX_NAME_CHARS} characters")
+    if not _strings(classes, len(CLASS_NAMES)): raise input_error(path, f"its class_names {_short(classes, 60)} are not {len(CLASS_NAMES)} names (normal, abnormal)")
+    if not _strings(positions, len(REGION_NAMES)): raise input_error(path, f"its position_names {_short(positions, 60)} are not {len(REGION_NAMES)} names of at most {MAX_NAME_CHARS} characters")
     n_ctx = config.get("n_ctx", N_CTX)
     if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or not 1 <= n_ctx < context_length: raise input_error(path, f"its n_ctx {n_ctx!r} is not a whole number from 1 to {context_length - 1}")
     if not isinstance(config.get("image_prompt", True), bool): raise input_error(path, f"its image_prompt {config['image_prompt']!r} is not true or false")
