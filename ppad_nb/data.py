@@ -275,7 +275,9 @@ _MAGIC = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image
 
 def _other_format(path: Path) -> str | None:
     "What a file is when its first bytes say another format than DICOM (a PNG, a zip archive ...), else None."
-    with open(path, "rb") as f: head = f.read(132)
+    try:
+        with open(path, "rb") as f: head = f.read(132)
+    except OSError: return None  # unreadable: pydicom's error names why
     if head[128:132] == b"DICM": return None
     return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
 

@@ -384,6 +384,7 @@ def forged_archive(path, offset=0, size=(2, 2), stride=(2, 1), declared_count=4,
 
 
 ARCHIVE_CASES = {  # name: (forged_archive arguments, fragments)
+    "25000-squared-over-nothing": (dict(size=(25000, 25000), stride=(25000, 1), declared_count=0, stored_bytes=0), ["a tensor declares 25000 x 25000 values but its storage holds 0"]),
     "25000-squared-over-four": (dict(size=(25000, 25000), stride=(25000, 1)), ["a tensor declares 25000 x 25000 values but its storage holds 4"]),
     "stride-past-the-end": (dict(size=(2, 2), stride=(4, 1)), ["declares 2 x 2 values but its storage holds 4"]),
     "offset-past-the-end": (dict(offset=3, size=(2, 2), stride=(2, 1)), ["but its storage holds 4"]),
@@ -411,8 +412,8 @@ def test_an_honest_forged_layout_reads(tmp_path):
 
 
 def test_the_542_byte_archive_is_refused_without_allocating_gigabytes(tmp_path):
-    "In a fresh process, so that its peak memory is this read's: 25000 x 25000 float32 would be 2.5 GB."
-    path = forged_archive(tmp_path / "forged.pt", size=(25000, 25000), stride=(25000, 1))
+    "In a fresh process, so that its peak memory is this read's: 25000 x 25000 float32 zeros over an empty storage would be 2.5 GB."
+    path = forged_archive(tmp_path / "forged.pt", size=(25000, 25000), stride=(25000, 1), declared_count=0, stored_bytes=0)
     assert path.stat().st_size < 1000
     script = ("import resource, sys\nfrom ppad_nb.safety import PPADError, read_torchscript_tensors\nimport torch\n"
               "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
@@ -425,7 +426,7 @@ def test_the_542_byte_archive_is_refused_without_allocating_gigabytes(tmp_path):
 
 
 def test_a_forged_clip_archive_is_one_line_from_the_console(tmp_path):
-    path = forged_archive(tmp_path / "clip.pt", size=(25000, 25000), stride=(25000, 1))
+    path = forged_archive(tmp_path / "clip.pt", size=(25000, 25000), stride=(25000, 1), declared_count=0, stored_bytes=0)
     image = copy_images([sorted((PARITY / "images").iterdir())[0]], tmp_path / "images")[0]
     assert_user_error(call(cli.predict, image, "--clip-weights", path, "--learner", PARITY / "learner_tiny.pt", "--device", "cpu", prog="ppad-predict"),
                       path, "damaged or forged")
