@@ -467,13 +467,10 @@ def predict_parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/08_cli.ipynb #c8910332
 def _operating_point(run_dir: Path, name: str) -> tuple:
-    "(threshold, name) of an operating point in the report of an evaluated run."
-    import json
-    metrics = run_dir / "report" / "metrics.json"
-    if not metrics.is_file(): raise input_error(run_dir, "has no report: run ppad-evaluate --run on it first (the operating points come from it)")
-    points = {p["name"]: p for p in json.loads(metrics.read_text()).get("operating_points", [])}
-    if name not in points: raise input_error(metrics, f"has no operating point {name!r} (it has: {', '.join(points) or 'none'}); pass --operating-point")
-    return float(points[name]["threshold"]), name
+    "(threshold, name) of an operating point in the report of an evaluated run, checked by `read_operating_point`."
+    from ppad_nb.evaluate import read_operating_point
+    if not (run_dir / "report" / "metrics.json").is_file(): raise input_error(run_dir, "has no report: run ppad-evaluate --run on it first (the operating points come from it)")
+    return read_operating_point(run_dir / "report", name), name
 
 # %% ../nbs/08_cli.ipynb #2e2817d7
 def _check_run_clip(run_dir: Path, state: dict, weights=None):

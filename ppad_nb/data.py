@@ -18,12 +18,12 @@ from PIL import Image, UnidentifiedImageError
 from .config import BUNDLED_SAMPLE, PPADError, assets_path, atomic_write, input_error
 
 # %% auto #0
-__all__ = ['IMAGE_SIZE', 'REGION_NAMES', 'REGION_LABELS', 'REGION_BOXES', 'IMAGE_SUFFIXES', 'DICOM_SUFFIXES', 'DICOM_DECODERS',
-           'MEAN', 'STD', 'LABEL_NAMES', 'READERS', 'HELDOUT_LIMIT', 'region_masks', 'region_box', 'is_dicom',
-           'read_grayscale', 'load_image', 'voi_window', 'read_dicom', 'write_dicom', 'to_tensor', 'ImageDataset',
-           'ImageSet', 'list_images', 'read_zhanglab', 'read_kermany', 'read_chexpert', 'read_folder', 'read_vindr',
-           'detect_layout', 'read_dataset', 'sample_shots', 'file_digest', 'write_shot_manifest', 'read_shot_manifest',
-           'heldout_normals', 'bundled_sample']
+__all__ = ['IMAGE_SIZE', 'REGION_NAMES', 'REGION_LABELS', 'REGION_BOXES', 'IMAGE_SUFFIXES', 'DICOM_SUFFIXES', 'MIN_SIDE',
+           'DICOM_DECODERS', 'MEAN', 'STD', 'LABEL_NAMES', 'READERS', 'HELDOUT_LIMIT', 'region_masks', 'region_box',
+           'is_dicom', 'read_grayscale', 'load_image', 'voi_window', 'read_dicom', 'write_dicom', 'to_tensor',
+           'ImageDataset', 'ImageSet', 'list_images', 'read_zhanglab', 'read_kermany', 'read_chexpert', 'read_folder',
+           'read_vindr', 'detect_layout', 'read_dataset', 'sample_shots', 'file_digest', 'write_shot_manifest',
+           'read_shot_manifest', 'heldout_normals', 'bundled_sample']
 
 # %% ../nbs/01_data.ipynb #54fd4df9
 IMAGE_SIZE = 224  # CLIP ViT-B/32 input side; the regions are defined on this grid
@@ -52,16 +52,18 @@ REGION_BOXES = tuple(region_box(r) for r in range(5))
 # %% ../nbs/01_data.ipynb #3c1c05de
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".dicom")
 
-def _scale_to_8bit(image: Image.Image) -> Image.Image:
-    "A 16- or 32-bit integer image (mode I;16, I;16B, I;16L, I) scaled to mode 'L'."
+def _scale_to_8bit(image: Image.Image, path=None) -> Image.Image:
+    "A 16- or 32-bit integer image scaled to mode 'L': over 0..65535 when its values fit there, else over its own range."
     values = np.asarray(image).astype(np.float64)
-    top = 65535.0 if image.mode.startswith("I;16") or values.max() <= 65535 else float(values.max())
-    return Image.fromarray(np.clip(np.rint(values * 255.0 / top), 0, 255).astype(np.uint8), mode="L")
+    low, high = float(values.min()), float(values.max())
+    if low >= 0 and high <= 65535: low, high = 0.0, 65535.0  # 16-bit data, whatever container Pillow gives it
+    elif low == high: raise input_error(path, f"holds the one value {low:g} in every pixel: nothing to see")
+    return Image.fromarray(np.clip(np.rint((values - low) * 255.0 / (high - low)), 0, 255).astype(np.uint8), mode="L")
 
 def _as_8bit_gray(image: Image.Image, path) -> Image.Image:
     "Convert a decoded image to mode 'L', scaling 16- and 32-bit integer data instead of clipping it."
     if image.mode == "L": return image
-    if image.mode.startswith("I"): return _scale_to_8bit(image)
+    if image.mode.startswith("I"): return _scale_to_8bit(image, path)
     if image.mode == "F": raise input_error(path, "floating-point images are not supported; save it as an 8- or 16-bit PNG")
     return image.convert("L")  # RGB or palette: Pillow's luma formula
 
@@ -99,13 +101,20 @@ def _decode(path: Path) -> Image.Image:
         raise input_error(path, f"cannot decode the image ({e}); the file may be truncated or corrupt") from None
 
 # %% ../nbs/01_data.ipynb #50de1a1e
+MIN_SIDE = 32  # pixels: a smaller "X-ray" is a thumbnail or an icon, and upsampling it to 224 invents the picture
+
+def _check_size(image: Image.Image, path) -> Image.Image:
+    "`image`, after checking that both of its sides have at least `MIN_SIDE` pixels."
+    if min(image.size) < MIN_SIDE: raise input_error(path, f"is {image.width} x {image.height} pixels; an X-ray needs at least {MIN_SIDE} a side")
+    return image
+
 def read_grayscale(path) -> Image.Image:
     "Open an image file as 8-bit grayscale, as the released code does (`convert('L')`), with clear errors."
     path = Path(path)
     if not path.exists(): raise input_error(path, "file not found")
     if path.is_dir(): raise input_error(path, "is a folder, not an image file")
-    if is_dicom(path): return Image.fromarray(read_dicom(path))  # read_dicom: the DICOM section below
-    return _decode(path)
+    if is_dicom(path): return _check_size(Image.fromarray(read_dicom(path)), path)  # read_dicom: the DICOM section below
+    return _check_size(_decode(path), path)
 
 # %% ../nbs/01_data.ipynb #4ea39da2
 def load_image(path, size: int = IMAGE_SIZE) -> np.ndarray:
@@ -141,6 +150,82 @@ def _check_one_gray_frame(ds, path):
     if int(getattr(ds, "SamplesPerPixel", 1)) != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise input_error(path, f"is a colour DICOM ({photometric}); ppad-nb reads grayscale (MONOCHROME1/2) X-rays")
 
+# %% ../nbs/01_data.ipynb #cefbd5cf
+def _dicom_number(ds, keyword: str, path, default=None) -> float:
+    "The (first) value of numeric tag `keyword` as a finite float, `default` when absent; a one-line error naming the tag otherwise."
+    import math
+    try:
+        raw = ds[keyword].value if keyword in ds else None
+        if raw is None or raw == "": return default
+        value = _first(raw)
+    except (TypeError, ValueError, IndexError, KeyError): raise input_error(path, f"its {keyword} {str(raw)[:40]!r} is not a number (DICOM PS3.3)") from None
+    if not math.isfinite(value): raise input_error(path, f"its {keyword} is {value}, not a finite number (DICOM PS3.3)")
+    return value
+
+# %% ../nbs/01_data.ipynb #a3db7e60
+def _check_bits_and_rescale(ds, path):
+    "One-line errors for Bits Stored outside 1..Bits Allocated, and a rescale that is zero or overflows."
+    import math
+    allocated, stored = int(getattr(ds, "BitsAllocated", 0) or 0), int(getattr(ds, "BitsStored", 0) or 0)
+    if allocated and not 1 <= stored <= allocated: raise input_error(path, f"its BitsStored {stored} is not from 1 to BitsAllocated {allocated} (PS3.3 C.7.6.3)")
+    slope, intercept = _dicom_number(ds, "RescaleSlope", path, 1.0), _dicom_number(ds, "RescaleIntercept", path, 0.0)
+    if slope == 0: raise input_error(path, "its RescaleSlope is 0, which would make every pixel the intercept (PS3.3 C.11.1.1.2)")
+    if not math.isfinite(abs(slope) * 2.0 ** max(stored, 1) + abs(intercept)):
+        raise input_error(path, f"its RescaleSlope {slope:g} and RescaleIntercept {intercept:g} overflow the range of numbers")
+
+# %% ../nbs/01_data.ipynb #821eddf5
+def _check_window(ds, path):
+    "One-line errors for a Window Center that is not a number and a Window Width below what its VOI LUT Function allows."
+    if "WindowCenter" not in ds or "WindowWidth" not in ds: return
+    _dicom_number(ds, "WindowCenter", path)
+    width = _dicom_number(ds, "WindowWidth", path)
+    function = str(getattr(ds, "VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+    if function == "LINEAR" and width < 1: raise input_error(path, f"its WindowWidth {width:g} is below 1 (PS3.3 C.11.2.1.2)")
+    if width <= 0: raise input_error(path, f"its WindowWidth {width:g} is not above 0 ({function}, PS3.3 C.11.2.1.3)")
+
+# %% ../nbs/01_data.ipynb #83d49539
+def _lut_entries(data, bits: int) -> tuple:
+    "The number of entries LUT Data `data` may hold: words as a list, or bytes (8-bit entries may be packed two a word)."
+    if isinstance(data, (bytes, bytearray)): return (len(data) // 2, len(data)) if bits <= 8 else (len(data) // 2,)
+    return (1,) if isinstance(data, int) else (len(data),)
+
+def _check_lut(ds, keyword: str, path):
+    "A one-line error unless the first item of LUT sequence `keyword` has a descriptor matching its data (PS3.3 C.11.1.1, C.11.2.1.1)."
+    item = ds[keyword].value[0] if len(ds[keyword].value) else None
+    if item is None or "LUTDescriptor" not in item or "LUTData" not in item: raise input_error(path, f"its {keyword} has no LUT Descriptor or LUT Data")
+    descriptor = item.LUTDescriptor
+    if isinstance(descriptor, int) or len(descriptor) != 3: raise input_error(path, f"its {keyword} LUT Descriptor {descriptor!r} is not 3 numbers")
+    entries, bits = int(descriptor[0]) or 65536, int(descriptor[2])  # 0 entries means 2^16
+    if not 8 <= bits <= 16: raise input_error(path, f"its {keyword} LUT Descriptor says {bits} bits per entry, not 8 to 16")
+    if entries not in _lut_entries(item.LUTData, bits):
+        raise input_error(path, f"its {keyword} LUT Descriptor says {entries} entries but its LUT Data holds {_lut_entries(item.LUTData, bits)[0]}")
+
+# %% ../nbs/01_data.ipynb #01a9f80c
+def _check_dicom_tags(ds, path):
+    "The tags the reader uses, checked against PS3.3 before the pixels are read: one line naming the tag when one is wrong."
+    _check_bits_and_rescale(ds, path)
+    _check_window(ds, path)
+    for keyword in ("ModalityLUTSequence", "VOILUTSequence"):
+        if keyword in ds: _check_lut(ds, keyword, path)
+
+# %% ../nbs/01_data.ipynb #d1005a8c
+def _undecodable(ds, error: Exception) -> str:
+    "One line for pixel data that cannot be decoded: the compression named, no object addresses, no decoder's traceback."
+    import re
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    if syntax is not None and syntax.is_compressed: return f"cannot decode its compressed pixel data ({syntax.name}): the file is damaged or truncated"
+    reason = re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "the data", str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+    return f"cannot decode the DICOM pixel data ({reason[:160]})"
+
+def _check_stored_bits(ds, path):
+    "A one-line error when native unsigned pixels set bits above Bits Stored (pydicom would mask them away)."
+    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
+    allocated, stored = int(ds.BitsAllocated), int(ds.BitsStored)
+    if (syntax is not None and syntax.is_compressed) or int(getattr(ds, "PixelRepresentation", 0)) or allocated not in (8, 16, 32) or stored >= allocated: return
+    count = int(ds.Rows) * int(ds.Columns)
+    words = np.frombuffer(ds.PixelData, dtype=f"<u{allocated // 8}", count=min(count, len(ds.PixelData) // (allocated // 8)))
+    if (words >> stored).any(): raise input_error(path, f"holds stored values above its BitsStored ({stored} bits, at most {2 ** stored - 1})")
+
 # %% ../nbs/01_data.ipynb #65c778cd
 def _check_decoder(ds, path):
     "A one-line error when the pixels of `ds` are compressed and no decoder for them is installed."
@@ -156,8 +241,9 @@ def _dicom_pixels(ds, path) -> np.ndarray:
     _check_one_gray_frame(ds, path)
     _check_decoder(ds, path)
     try: pixels = ds.pixel_array
-    except Exception as e: raise input_error(path, f"cannot decode the DICOM pixel data ({type(e).__name__}: {e})") from None
+    except Exception as e: raise input_error(path, _undecodable(ds, e)) from None
     if pixels.ndim != 2: raise input_error(path, f"has pixel data of shape {pixels.shape}, expected one grayscale frame")
+    _check_stored_bits(ds, path)
     return pixels
 
 # %% ../nbs/01_data.ipynb #f2ac5eab
@@ -183,16 +269,31 @@ def _voi_gray(ds, values: np.ndarray, low: float, high: float) -> np.ndarray:
         return voi_window(values, _first(ds.WindowCenter), _first(ds.WindowWidth), function)
     return (values - low) * 255.0 / max(high - low, 1e-9)
 
+# %% ../nbs/01_data.ipynb #5ac0b108
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"II*\x00", "a TIFF image"), (b"MM\x00*", "a TIFF image"),
+          (b"GIF8", "a GIF image"), (b"BM", "a BMP image"), (b"PK\x03\x04", "a zip archive"), (b"PK\x05\x06", "a zip archive"), (b"%PDF", "a PDF document"))
+
+def _other_format(path: Path) -> str | None:
+    "What a file is when its first bytes say another format than DICOM (a PNG, a zip archive ...), else None."
+    try:
+        with open(path, "rb") as f: head = f.read(132)
+    except OSError: return None  # unreadable: pydicom's error names why
+    if head[128:132] == b"DICM": return None
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
+
 # %% ../nbs/01_data.ipynb #ba6c7414
 def read_dicom(path) -> np.ndarray:
     "A single-frame DICOM X-ray as (H, W) uint8: modality LUT, then VOI LUT or window (else the stored range), MONOCHROME1 inverted."
     import pydicom
     path = Path(path)
+    kind = _other_format(path)
+    if kind: raise input_error(path, f"not a readable DICOM file: it is {kind}{' named ' + path.suffix if path.suffix else ''}; give it the suffix of what it is")
     try: ds = pydicom.dcmread(path, force=path.suffix.lower() in DICOM_SUFFIXES)  # a .dcm file may lack the preamble
-    except Exception as e: raise input_error(path, f"not a readable DICOM file ({type(e).__name__}: {e})") from None
+    except Exception as e: raise input_error(path, f"not a readable DICOM file ({type(e).__name__}: {str(e).strip()[:160]})") from None
     if len(ds) == 0: raise input_error(path, "not a readable DICOM file (no data elements)")
-    gray = _voi_gray(ds, *_modality_values(ds, _dicom_pixels(ds, path)))
-    gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    _check_dicom_tags(ds, path)
+    pixels = _dicom_pixels(ds, path)
+    gray = np.clip(np.rint(_voi_gray(ds, *_modality_values(ds, pixels))), 0, 255).astype(np.uint8)
     if str(ds.PhotometricInterpretation).strip() == "MONOCHROME1": gray = 255 - gray
     return gray
 
@@ -422,20 +523,40 @@ def write_shot_manifest(path, files, root, seed: int):
         writer.writerow(["file", "seed", "sha256"])
         for file in files: writer.writerow([Path(file).relative_to(root).as_posix(), seed, file_digest(file)])
 
+# %% ../nbs/01_data.ipynb #c7e5d0eb
+def _check_manifest_rows(path: Path, rows: list, fields: list):
+    "One-line errors for a row without a file, a file listed twice, and a blank or malformed checksum where the column exists."
+    import posixpath, re
+    seen = {}
+    for number, row in enumerate(rows, start=1):
+        name = (row.get("file") or "").strip()
+        if not name: raise input_error(path, f"row {number} has no file name")
+        key = posixpath.normpath(name.replace("\\", "/"))
+        if key in seen: raise input_error(path, f"lists {name} twice (rows {seen[key]} and {number}): each shot must be a different image")
+        seen[key] = number
+        digest = (row.get("sha256") or "").strip().lower()
+        if "sha256" in fields and not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise input_error(path, f"row {number} ({name}): sha256 {digest[:70]!r} is not a SHA-256 (64 hex digits); a checksum may not be left out")
+
 # %% ../nbs/01_data.ipynb #82b9411b
 def _manifest_rows(path: Path) -> list:
-    "The rows of a shot manifest CSV, as dicts; an error if it lacks the `file` column."
+    "The rows of a shot manifest CSV, as dicts; an error if it is empty, is not CSV or lacks the `file` column."
     if not path.is_file(): raise input_error(path, "shot manifest not found")
-    with open(path, newline="", encoding="utf-8", errors="surrogateescape") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-    if "file" not in (reader.fieldnames or []): raise input_error(path, "not a shot manifest (expected a CSV with a 'file' column)")
+    try:
+        with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:  # -sig: a spreadsheet's byte-order mark is no part of 'file'
+            reader = csv.DictReader(f)
+            rows, fields = list(reader), reader.fieldnames or []
+    except csv.Error as e: raise input_error(path, f"not a readable CSV ({e})") from None
+    if not fields: raise input_error(path, "is empty: not a shot manifest (expected a CSV with a 'file' column)")
+    if "file" not in fields: raise input_error(path, "not a shot manifest (expected a CSV with a 'file' column)")
+    _check_manifest_rows(path, rows, fields)
     return rows
 
-def read_shot_manifest(path, root) -> list:
+def read_shot_manifest(path, root, empty_ok: bool = False) -> list:
     "The files listed in a shot manifest, as paths under `root`; an error if one is missing or differs from its recorded SHA-256."
     path, root = Path(path), Path(root)
     rows = _manifest_rows(path)
+    if not rows and not empty_ok: raise input_error(path, "lists no files (a header only): not a split to reuse")
     files = [root / row["file"] for row in rows]
     missing = [f for f in files if not f.is_file()]
     if missing: raise input_error(missing[0], f"listed in {path.name} but not found")

@@ -21,7 +21,7 @@ __all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESH
            'compute_metrics', 'percent', 'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci',
            'paired_auc_difference', 'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points',
            'calibration', 'evaluate', 'percent_ci', 'random_weights_note', 'write_report', 'read_report',
-           'metrics_line']
+           'read_operating_point', 'metrics_line']
 
 # %% ../nbs/05_evaluate.ipynb #a8ff409c
 CONFIDENT = 0.8  # a region above this abnormal probability decides the image's score alone
@@ -240,7 +240,7 @@ def rates_at(labels, scores, threshold: float, name: str) -> dict:
 def run_heldout(run_dir, root) -> list | None:
     "The held-out normal files a run recorded (`heldout.csv`), each checked by its SHA-256; None for a run without the record."
     path = Path(run_dir) / "heldout.csv"
-    return read_shot_manifest(path, root) if path.is_file() else None
+    return read_shot_manifest(path, root, empty_ok=True) if path.is_file() else None  # empty when every training normal was a shot
 
 # %% ../nbs/05_evaluate.ipynb #15110443
 def operating_points(labels, scores, heldout_scores=None, threshold: float = THRESHOLD) -> list:
@@ -419,6 +419,27 @@ def read_report(folder) -> dict:
     try: metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError): raise input_error(folder / "metrics.json", "is damaged (not valid JSON); evaluate again to replace the report") from None
     return {"metrics": metrics, **read_scores(folder / "scores.csv")}
+
+# %% ../nbs/05_evaluate.ipynb #377d8350
+def _points_of(path: Path) -> dict:
+    "The operating points of `metrics.json` at `path` by name, after checking that the file holds them as the kit writes them."
+    try: metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e: raise input_error(path, f"is damaged (not valid JSON: {str(e)[:80]}); evaluate again to replace the report") from None
+    points = metrics.get("operating_points") if isinstance(metrics, dict) else None
+    if not isinstance(points, list) or not all(isinstance(p, dict) and isinstance(p.get("name"), str) for p in points):
+        raise input_error(path, "its operating_points is not a list of {name, threshold} objects; evaluate again to replace the report")
+    return {p["name"]: p for p in points}
+
+def read_operating_point(report_dir, name: str) -> float:
+    "The threshold of operating point `name` in `report_dir`/metrics.json: a finite number within the score range 0..1, else one line naming the field."
+    path = Path(report_dir) / "metrics.json"
+    if not path.is_file(): raise input_error(report_dir, "not a report folder (no metrics.json)")
+    points = _points_of(path)
+    if name not in points: raise input_error(path, f"has no operating point {name!r} (it has: {', '.join(points) or 'none'}); pass --operating-point")
+    threshold = points[name].get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise input_error(path, f"operating point {name}: its threshold {threshold!r} is not a score from 0 to 1; evaluate again to replace the report")
+    return float(threshold)
 
 # %% ../nbs/05_evaluate.ipynb #a1e70002
 def metrics_line(report, metrics: dict) -> str:

@@ -20,8 +20,8 @@ from .safety import TORCHSCRIPT_HINT, check_finite, is_torchscript, read_torchsc
 from .data import IMAGE_SIZE, REGION_NAMES, file_digest, region_masks
 
 # %% auto #0
-__all__ = ['RANDOM_CONFIGS', 'N_CTX', 'CLASS_NAMES', 'PRECISIONS', 'CLIP_KEYS', 'LEARNER_FORMAT', 'clip_config', 'build_clip',
-           'clip_from_state_dict', 'prompt_text', 'prompt_tokens', 'insert_context', 'run_transformer',
+__all__ = ['RANDOM_CONFIGS', 'N_CTX', 'CLASS_NAMES', 'PRECISIONS', 'CLIP_KEYS', 'LEARNER_FORMAT', 'MAX_NAME_CHARS', 'clip_config',
+           'build_clip', 'clip_from_state_dict', 'prompt_text', 'prompt_tokens', 'insert_context', 'run_transformer',
            'encode_prompts', 'patch_masks', 'encode_image_prompted', 'PPAD', 'release_rounded', 'round_as_released',
            'hold_like_release', 'read_checkpoint', 'clip_state_dict', 'RandomWeightsWarning', 'load_clip',
            'resolve_clip']
@@ -441,7 +441,7 @@ LEARNER_FORMAT = "ppad-nb-learner"
 def _learner_tensors(checkpoint, path) -> tuple:
     "(ctx, mask_embedding, config or None) from an official or ppad-nb learner checkpoint."
     if isinstance(checkpoint, dict) and checkpoint.get("format") == LEARNER_FORMAT:
-        return checkpoint["ctx"], checkpoint["mask_embedding"], checkpoint
+        return checkpoint.get("ctx"), checkpoint.get("mask_embedding"), checkpoint  # absent: refused by _check_learner_tensor
     if isinstance(checkpoint, dict) and isinstance(checkpoint.get("prompt_learner_ctx"), dict) and isinstance(checkpoint.get("image_mask_learner"), dict):
         try: return checkpoint["prompt_learner_ctx"]["ctx"], checkpoint["image_mask_learner"]["mask_embedding"], None
         except KeyError as e: raise input_error(path, f"official learner checkpoint without {e.args[0]!r}") from None
@@ -467,20 +467,37 @@ def _check_learner_settings(model: PPAD, path, saved: dict):
     config = saved.get("config", {})
     for key, ours in model.model_config().items():
         if key in config and config[key] != ours:
-            raise input_error(path, f"was trained with {key} {config[key]!r}, this model uses {ours!r} (PPAD.from_learner builds the right model)")
+            raise input_error(path, f"was trained with {key} {_short(config[key])}, this model uses {_short(ours)} (PPAD.from_learner builds the right model)")
     theirs, mine = saved.get("clip", {}).get("sha256"), getattr(model.clip, "ppad_source", {}).get("sha256")
     if theirs and mine and theirs != mine:
         warnings.warn(f"{path}: trained on CLIP weights with SHA-256 {theirs[:12]}..., these are {mine[:12]}...", stacklevel=3)
+
+# %% ../nbs/03_model.ipynb #c8ce9355
+def _short(value, limit: int = 80) -> str:
+    "`repr(value)`, cut to `limit` characters: a hostile file's values fit in a one-line error."
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+def _check_learner_tensor(path, name: str, value):
+    "A one-line error unless the learner's `name` is present and a finite floating-point tensor (its shape: `_check_learner_shapes`)."
+    if value is None: raise input_error(path, f"has no {name}: not a complete learner")
+    if not isinstance(value, torch.Tensor): raise input_error(path, f"its {name} is a {type(value).__name__}, not a tensor")
+    if not value.is_floating_point(): raise input_error(path, f"its {name} holds {str(value.dtype).replace('torch.', '')} values, not floating-point numbers")
+    check_finite(value, f"{path}: the learner's {name}")
+
+def _check_learner_record(path, saved: dict):
+    "One-line errors for a kit learner whose recorded settings (`config`, `clip`) are not the dictionaries the kit writes."
+    for key in ("config", "clip"):
+        if key in saved and not isinstance(saved[key], dict): raise input_error(path, f"its {key} is a {type(saved[key]).__name__}, not a dictionary: a damaged or hand-made learner")
 
 # %% ../nbs/03_model.ipynb #633f63d6
 @patch
 def load_learner(self: PPAD, path, round_like_release: bool | None = None, checkpoint=None) -> PPAD:
     "Load `ctx` and `mask_embedding` from an official release checkpoint or the kit's own format."
     ctx, mask_embedding, saved = _learner_tensors(read_checkpoint(path) if checkpoint is None else checkpoint, path)
-    for name, value in (("ctx", ctx), ("mask_embedding", mask_embedding)):
-        if isinstance(value, torch.Tensor): check_finite(value, f"{path}: the learner's {name}")
+    for name, value in (("ctx", ctx), ("mask_embedding", mask_embedding)): _check_learner_tensor(path, name, value)
     _check_learner_shapes(self, path, ctx, mask_embedding)
-    if saved is not None: _check_learner_settings(self, path, saved)
+    if saved is not None: _check_learner_record(path, saved); _check_learner_settings(self, path, saved)
     if round_like_release is None: round_like_release = saved is None  # the released code holds them in float16
     if round_like_release: ctx, mask_embedding = ctx.half().float(), mask_embedding.half().float()
     with torch.no_grad(): self.ctx.copy_(ctx.to(self.ctx)); self.mask_embedding.copy_(mask_embedding.to(self.mask_embedding))
@@ -518,6 +535,26 @@ def export_official(self: PPAD, path) -> Path:
     with atomic_write(path, "wb") as f: torch.save(checkpoint, f)
     return Path(path)
 
+# %% ../nbs/03_model.ipynb #cf26473a
+MAX_NAME_CHARS = 200  # a position or class name longer than this cannot leave room in CLIP's 77 tokens
+
+def _strings(value, count: int) -> bool:
+    "True when `value` is a list or tuple of `count` strings of at most `MAX_NAME_CHARS` characters."
+    return isinstance(value, (list, tuple)) and len(value) == count and all(isinstance(v, str) and len(v) <= MAX_NAME_CHARS for v in value)
+
+# %% ../nbs/03_model.ipynb #81181b55
+def _check_prompt_settings(path, config: dict, context_length: int = 77):
+    "One-line errors, naming the file, for recorded prompt settings of the wrong type or too long for CLIP's context."
+    from open_clip.tokenizer import _tokenizer
+    classes, positions = config.get("class_names", CLASS_NAMES), config.get("position_names", REGION_NAMES)
+    if not _strings(classes, len(CLASS_NAMES)): raise input_error(path, f"its class_names {_short(classes, 60)} are not {len(CLASS_NAMES)} names (normal, abnormal)")
+    if not _strings(positions, len(REGION_NAMES)): raise input_error(path, f"its position_names {_short(positions, 60)} are not {len(REGION_NAMES)} names of at most {MAX_NAME_CHARS} characters")
+    n_ctx = config.get("n_ctx", N_CTX)
+    if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or not 1 <= n_ctx < context_length: raise input_error(path, f"its n_ctx {n_ctx!r} is not a whole number from 1 to {context_length - 1}")
+    if not isinstance(config.get("image_prompt", True), bool): raise input_error(path, f"its image_prompt {config['image_prompt']!r} is not true or false")
+    needed = max(len(_tokenizer.encode(prompt_text(p, c, n_ctx))) for p in positions for c in classes) + 2  # with the start and end tokens
+    if needed > context_length: raise input_error(path, f"its prompts need {needed} tokens (n_ctx {n_ctx} and the names), more than CLIP's {context_length}")
+
 # %% ../nbs/03_model.ipynb #23b0863e
 @patch(cls_method=True)
 def from_learner(cls: PPAD, clip, path) -> PPAD:
@@ -525,5 +562,6 @@ def from_learner(cls: PPAD, clip, path) -> PPAD:
     checkpoint = read_checkpoint(path)
     saved = checkpoint.get("config", {}) if isinstance(checkpoint, dict) and checkpoint.get("format") == LEARNER_FORMAT else {}
     known = {"class_names", "position_names", "n_ctx", "image_prompt"}
-    if not isinstance(saved, dict) or not set(saved) <= known: raise input_error(path, f"records prompt settings the kit does not know: {saved!r}")
+    if not isinstance(saved, dict) or not set(saved) <= known: raise input_error(path, f"records prompt settings the kit does not know: {_short(saved)}")
+    _check_prompt_settings(path, saved, clip.context_length)
     return cls(clip, **saved).load_learner(path, checkpoint=checkpoint)

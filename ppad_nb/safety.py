@@ -270,11 +270,26 @@ _STORAGE_DTYPES = {"FloatStorage": "float32", "HalfStorage": "float16", "BFloat1
                    "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16", "CharStorage": "int8",
                    "ByteStorage": "uint8", "BoolStorage": "bool"}
 
+# %% ../nbs/00_safety.ipynb #9b7ad5bc
+class _ArchiveLie(ValueError):
+    "An archive whose declared sizes do not match the data it holds."
+
+def _check_extent(storage, offset, size, stride):
+    "Raise `_ArchiveLie` unless the tensor (`offset`, `size`, `stride`) lies inside `storage`: checked before anything is allocated."
+    numbers = (offset, *size, *stride)
+    if len(size) != len(stride) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
+        raise _ArchiveLie(f"a tensor declares the shape {tuple(size)!r} with strides {tuple(stride)!r}")
+    needed = 0 if 0 in size else offset + 1 + sum((n - 1) * s for n, s in zip(size, stride))
+    if needed > storage.numel():
+        raise _ArchiveLie(f"a tensor declares {' x '.join(map(str, size)) or 'one'} values but its storage holds {storage.numel()}")
+
 # %% ../nbs/00_safety.ipynb #018c3169
 def _rebuild_tensor(storage, offset, size, stride, *ignored):
-    "A tensor over `storage` (allowlisted rebuild; hooks, gradients and metadata are ignored)."
+    "A tensor over `storage` (allowlisted rebuild; hooks, gradients and metadata are ignored), its extent checked first."
     import torch
-    return torch.as_strided(storage, tuple(size), tuple(stride), offset).clone() if storage.numel() else torch.zeros(tuple(size), dtype=storage.dtype)
+    size, stride = tuple(size), tuple(stride)
+    _check_extent(storage, offset, size, stride)
+    return torch.as_strided(storage, size, stride, offset).clone() if storage.numel() else torch.zeros(size, dtype=storage.dtype)
 
 def _rebuild_parameter(data, *ignored): return data
 
@@ -311,8 +326,12 @@ def persistent_load(self: _RestrictedUnpickler, pid):
         raise input_error(self.path, "the TorchScript archive holds an object the kit does not read")
     kind, key = pid[1], str(pid[2])
     if key not in self.storages:
-        try: data = self.archive.read(f"{self.prefix}/data/{key}")
+        try: info = self.archive.getinfo(f"{self.prefix}/data/{key}")
         except KeyError: raise input_error(self.path, f"the TorchScript archive lacks its storage {key}; is it truncated?") from None
+        declared = pid[4] if len(pid) >= 5 and isinstance(pid[4], int) else None
+        if declared is not None and declared * kind.dtype.itemsize != info.file_size:
+            raise _ArchiveLie(f"its storage {key} declares {declared} values of {kind.dtype} but holds {info.file_size} bytes")
+        data = self.archive.read(info)
         self.storages[key] = torch.frombuffer(bytearray(data), dtype=kind.dtype) if data else torch.zeros(0, dtype=kind.dtype)
     return self.storages[key]
 
@@ -326,6 +345,7 @@ def _unpickle_archive(path: Path):
             prefix = pickles[0].rsplit("/", 1)[0]
             return _RestrictedUnpickler(io.BytesIO(archive.read(pickles[0])), archive, prefix, path).load()
     except PPADError: raise
+    except _ArchiveLie as e: raise input_error(path, f"the TorchScript archive is damaged or forged: {e}") from None
     except Exception as e:  # a damaged archive: say so in one line
         raise input_error(path, f"cannot read this TorchScript archive ({type(e).__name__}: {str(e)[:120]}); is it truncated?") from None
 

@@ -21,7 +21,7 @@ from .learned import mask_embedding_norms  # the image prompt's norm per patch, 
 from .synthesis import STRENGTHS, Synthesis, synthesis_panels, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['REGION_COLOURS', 'LABEL_SPOTS', 'SynthesisExplorer', 'live_bundle', 'decision_rule', 'region_panels',
+__all__ = ['REGION_COLOURS', 'LABEL_SPOTS', 'SynthesisExplorer', 'live_bundle', 'decision_rule', 'printable', 'region_panels',
            'RegionPromptViewer', 'ResultsDashboard']
 
 # %% ../nbs/07_widgets.ipynb #9f569c8e
@@ -122,13 +122,18 @@ def _draw_bars(ax, probs: np.ndarray, score: float):
     ax.set_title(f"score {score:.3f} ({decision_rule(probs)})", fontsize=9)
     for bar, p in zip(bars, probs): ax.text(min(p + 0.01, 0.9), bar.get_y() + bar.get_height() / 2, f"{p:.3f}", va="center", fontsize=8)
 
+# %% ../nbs/07_widgets.ipynb #98abec97
+def printable(text: str) -> str:
+    "`text` with the undecodable bytes of a file name (surrogate escapes) shown as U+FFFD, so fonts can draw it."
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
 # %% ../nbs/07_widgets.ipynb #bd6a7fdd
 def region_panels(image: np.ndarray, probs, norms: np.ndarray | None = None, title: str = "", dpi: int = 80) -> bytes:
     "PNG: the X-ray with the five regions and their probabilities, the probabilities as bars, and (given) the mask-embedding norms."
     probs = np.asarray(probs, dtype=float)
     figure = Figure(figsize=(13 if norms is not None else 9, 3.6))
     axes = figure.subplots(1, 3 if norms is not None else 2, gridspec_kw={"width_ratios": [1, 1.3, 1] if norms is not None else [1, 1.3]})
-    _draw_regions(axes[0], image, probs, title)
+    _draw_regions(axes[0], image, probs, printable(title))
     _draw_bars(axes[1], probs, float(aggregate(probs[None])[0]))
     if norms is not None:
         shown = axes[2].imshow(norms, cmap="magma")
