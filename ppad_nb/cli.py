@@ -15,7 +15,7 @@ from .console import add_options, run_script, torchrun_env
 from .config import PPADError, atomic_write, clip_weights_path, default_device, get_preset, input_error
 from .safety import check_device, check_finite, check_seed, check_writable, folder_lock
 from .data import REGION_LABELS, list_images, load_image
-from .synthesis import STRENGTHS, synthesized_tiles, write_grid_png
+from .synthesis import MAX_GRID, STRENGTHS, synthesize_grid
 
 # %% auto #0
 __all__ = ['REGION_CHOICES', 'check_output', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error', 'start_shard',
@@ -45,7 +45,7 @@ def synth_parser() -> argparse.ArgumentParser:
         epilog="example:\n  ppad-synth data/zhanglab/train/normal_256 --out sas.png --count 16 --region lower --seed 1")
     parser.add_argument("images", help="folder of X-rays (searched recursively: .png, .jpg, .jpeg, .bmp, .tif)")
     parser.add_argument("--out", required=True, help="the PNG file to write")
-    parser.add_argument("--count", type=int, default=16, help="number of anomalies (default 16)")
+    parser.add_argument("--count", type=int, default=16, help=f"number of anomalies (default 16, at most {MAX_GRID})")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument("--region", choices=list(REGION_CHOICES), default="random",
                         help="region to place anomalies in: 0-4 or left/right/upper/lower/whole (default: random, as in training)")
@@ -61,14 +61,14 @@ def synth_parser() -> argparse.ArgumentParser:
 def synth(argv=None):
     "The `ppad-synth` command."
     args = synth_parser().parse_args(argv)
-    if args.count < 1: raise PPADError(f"--count must be at least 1, not {args.count}")
+    if not 1 <= args.count <= MAX_GRID: raise PPADError(f"--count must be between 1 and {MAX_GRID}, not {args.count}")
     check_seed(args.seed)
     out = check_output(args.out, args.force, suffix=".png")
     files = list_images(args.images, recursive=True)
     strength = None if args.strength == "random" else float(args.strength)
-    tiles = synthesized_tiles(files, args.count, args.seed, REGION_CHOICES[args.region], strength, args.method, args.size,
+    grid, _ = synthesize_grid(files, args.count, args.seed, REGION_CHOICES[args.region], strength, args.method, args.size,
                               show_outline=not args.no_outline)
-    with atomic_write(out, "wb") as f: write_grid_png(f, tiles, args.count)  # streamed: memory stays flat with --count
+    with atomic_write(out, "wb") as f: grid.save(f, "png")
     print(f"wrote {out} ({args.count} {args.method} anomalies from {len(files)} images in {args.images}, seed {args.seed})")
 
 # %% ../nbs/08_cli.ipynb #92bc7bb4
