@@ -313,6 +313,12 @@ def hold_like_release(clip):
 CLIP_KEYS = ("visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding", "visual.proj",
              "token_embedding.weight", "positional_embedding", "text_projection", "logit_scale", "ln_final.weight")
 
+def _reason(error: Exception, line: int = 0) -> str:
+    "The first sentence of line `line` of an error's message, whole (its type's name when there is no such line)."
+    import re
+    lines = str(error).strip().splitlines()
+    return re.split(r"(?<=[.!?])\s+", lines[line].strip())[0] if len(lines) > line else type(error).__name__
+
 def _is_safetensors(path: Path) -> bool:
     "True when the file starts as safetensors do: an 8-byte header length, then a JSON header."
     with open(path, "rb") as f: head = f.read(9)
@@ -325,7 +331,7 @@ def _read_safetensors(path: Path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as f:
             tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
-    except Exception as e: raise input_error(path, f"cannot read it as safetensors; is it truncated? ({str(e).splitlines()[0][:120]})") from None
+    except Exception as e: raise input_error(path, f"cannot read it as safetensors; is it truncated? ({_reason(e)})") from None
     if "format" not in metadata: return tensors
     try: return {**{k: json.loads(v) for k, v in metadata.items()}, **tensors}
     except json.JSONDecodeError: raise input_error(path, "its safetensors metadata is not the kit's (JSON values)") from None
@@ -339,8 +345,7 @@ def read_checkpoint(path) -> object:
     if is_torchscript(path): return read_torchscript_tensors(path)  # OpenAI's releases: their tensors only, their code never runs
     try: return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise input_error(path, f"cannot read it as a PyTorch checkpoint; is it truncated or of another kind? ({reason[:160]})") from None
+        raise input_error(path, f"cannot read it as a PyTorch checkpoint; is it truncated or of another kind? ({_reason(e)})") from None
 
 # %% ../nbs/03_model.ipynb #fc7e67e3
 def clip_state_dict(checkpoint, path) -> dict:
@@ -388,7 +393,7 @@ def _load_openclip(spec: str):
     _check_weights(state, weights)
     model = open_clip.create_model(name, pretrained=None)
     try: model.load_state_dict(state, strict=True)
-    except RuntimeError as e: raise input_error(weights, f"these weights do not fit open_clip's {name} ({str(e).splitlines()[1].strip()[:160]})") from None
+    except RuntimeError as e: raise input_error(weights, f"these weights do not fit open_clip's {name} ({_reason(e, line=1)})") from None
     return model, {"spec": f"openclip:{name}:{weights.resolve()}", "sha256": file_digest(weights)}
 
 # %% ../nbs/03_model.ipynb #8362b16d
@@ -411,7 +416,7 @@ def load_clip(spec, device: str = "cpu", round_like_release: bool = True, precis
         state = clip_state_dict(read_checkpoint(spec), spec)
         _check_weights(state, spec)
         try: model = clip_from_state_dict(state)
-        except RuntimeError as e: raise input_error(spec, f"the weights do not fit a CLIP of the shape they imply ({str(e).splitlines()[1].strip()[:160]})") from None
+        except RuntimeError as e: raise input_error(spec, f"the weights do not fit a CLIP of the shape they imply ({_reason(e, line=1)})") from None
         source = {"spec": str(Path(spec).resolve()), "sha256": file_digest(spec)}
     model = model.float().eval().requires_grad_(False)
     rounded = round_like_release or precision == "release"  # float16 tensors hold the rounded values
