@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ppad_nb.cli import format_table, run_script
+from ppad_nb.console import format_table, run_script
 from ppad_nb.config import PPADError, input_error
 from ppad_nb.data import read_chexpert, read_grayscale
 

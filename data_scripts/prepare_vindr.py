@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from ppad_nb.cli import format_table, run_script
+from ppad_nb.console import format_table, run_script
 from ppad_nb.config import PPADError, input_error
 from ppad_nb.data import read_grayscale, read_vindr
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from ppad_nb.cli import format_table, run_script
+from ppad_nb.console import format_table, run_script
 from ppad_nb.config import PPADError, atomic_write, input_error
 from ppad_nb.data import read_kermany, read_grayscale
 

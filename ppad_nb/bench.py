@@ -13,7 +13,7 @@ from functools import partial
 
 import numpy as np
 
-from .cli import add_options, format_table, run_script
+from .console import add_options, format_table, run_script
 from .config import PPADError
 from .data import bundled_sample, load_image, to_tensor
 from .synthesis import reference_synthesize_anomaly, synthesize_anomaly

@@ -6,75 +6,23 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .console import add_options, run_script, torchrun_env
 from .config import PPADError, atomic_write, clip_weights_path, default_device, get_preset, input_error
 from .safety import check_device, check_finite, check_seed, check_writable, folder_lock
 from .data import REGION_LABELS, list_images, load_image
-from .synthesis import STRENGTHS, synthesized_tiles, write_grid_png
+from .synthesis import MAX_GRID, STRENGTHS, synthesize_grid
 
 # %% auto #0
-__all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'torchrun_env', 'quiet_on_this_rank', 'os_error_line', 'run_script',
-           'format_table', 'check_output', 'add_options', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error',
-           'start_shard', 'leave_job', 'score_shards', 'score_parser', 'score', 'score_main', 'train_parser',
-           'train_command', 'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
+__all__ = ['REGION_CHOICES', 'check_output', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error', 'start_shard',
+           'leave_job', 'score_shards', 'score_parser', 'score', 'score_main', 'train_parser', 'train_command',
+           'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
            'reproduce_command', 'reproduce_main', 'predict_parser', 'predict_record', 'explanation', 'predict',
            'predict_main', 'demo_parser', 'demo_command', 'demo_main']
-
-# %% ../nbs/08_cli.ipynb #4f464b82
-def torchrun_env() -> tuple | None:
-    "(rank, world size, local rank) from torchrun's `RANK`, `WORLD_SIZE` and `LOCAL_RANK`; None when not started by torchrun."
-    if "WORLD_SIZE" not in os.environ: return None
-    try: return tuple(int(os.environ[name]) for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-    except (KeyError, ValueError): raise PPADError("WORLD_SIZE is set, but RANK or LOCAL_RANK is missing or not a number: start sharded runs with torchrun")
-
-# %% ../nbs/08_cli.ipynb #0b182dfc
-def quiet_on_this_rank(error: PPADError) -> bool:
-    "Whether `run_script` should leave `error` unprinted: another rank reports it (one line for the whole job)."
-    if getattr(error, "quiet", False): return True
-    try: env = torchrun_env()
-    except PPADError: return False
-    return env is not None and env[1] > 1 and env[0] != 0 and not getattr(error, "rank_error", False)
-
-# %% ../nbs/08_cli.ipynb #ff0e2a97
-def os_error_line(error: OSError) -> str:
-    "The machine's refusal (a full disk, permissions, a vanished file) as `file: reason`."
-    return f"{error.filename + ': ' if error.filename else ''}{error.strerror or error}"
-
-# %% ../nbs/08_cli.ipynb #1955b210
-def run_script(main, argv=None, prog: str | None = None) -> int:
-    "Run `main(argv)`; a `PPADError` or Ctrl-C becomes one line on stderr and a non-zero status; warnings are one line too."
-    import warnings
-    prog = prog or Path(sys.argv[0]).name
-    show = warnings.showwarning
-    warnings.showwarning = lambda message, category, *args, **kwargs: print(f"{prog}: warning: {message}", file=sys.stderr)
-    try:
-        main(argv)
-        return 0
-    except PPADError as e:
-        if not quiet_on_this_rank(e): print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except OSError as e:  # the machine said no: one line, as for input errors
-        print(f"{prog}: error: {os_error_line(e)}", file=sys.stderr)
-        return 2
-    finally:
-        warnings.showwarning = show
-
-# %% ../nbs/08_cli.ipynb #2869fc15
-def format_table(headers, rows) -> str:
-    "A plain-text table with right-aligned numbers and left-aligned text."
-    cells = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row] for row in rows]
-    widths = [max(len(str(h)), *(len(r[i]) for r in cells)) if cells else len(str(h)) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[i], (int, float)) or row[i] == "" for row in rows) for i in range(len(headers))]
-    line = lambda values: "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
-    return "\n".join([line([str(h) for h in headers]), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 # %% ../nbs/08_cli.ipynb #d3602988
 def check_output(path, force: bool = False, suffix: str | None = None) -> Path:
@@ -85,28 +33,6 @@ def check_output(path, force: bool = False, suffix: str | None = None) -> Path:
     if path.is_dir(): raise input_error(path, "is a folder; give a file name")
     if path.exists() and not force: raise input_error(path, "already exists; pass --force to replace it")
     return path
-
-# %% ../nbs/08_cli.ipynb #f6650a87
-SHARED_OPTIONS = {
-    "clip-weights": dict(default=None, help="CLIP weights file, or random:ViT-B-32 / random:tiny (default: $PPAD_CLIP_WEIGHTS)"),
-    "data": dict(default=None, help="data folder (default: the preset's root under $PPAD_DATA)"),
-    "device": dict(default=None, help="cpu or cuda (default: $PPAD_DEVICE, else cuda if available)"),
-    "epochs": dict(type=int, default=None, help="override the preset's epochs"),
-    "shots": dict(type=int, default=None, help="override the preset's number of normal training images"),
-    "batch-size": dict(type=int, default=None, help="override the preset's batch size"),
-    "patch-sources": dict(choices=("all", "shots"), default=None, help="where the 'without SAS' ablation (patch synthesis) cuts its squares: "
-                          "all normal training images, as released (the preset's default), or only the shots (stays within the few-shot budget)"),
-    "workers": dict(type=int, default=0, help="DataLoader worker processes making the training samples (default 0)"),
-    "precision": dict(choices=("fp32", "release", "bf16"), default="fp32",  # ppad_nb.model.PRECISIONS
-                      help="fp32 (default; CLIP weights rounded as released, float32 arithmetic); release: the released float16 "
-                           "numerics (CLIP, activations, prompts and SGD in float16); bf16: bfloat16 autocast for speed, prompts "
-                           "and optimiser in float32"),
-}
-
-# %% ../nbs/08_cli.ipynb #c3261ad0
-def add_options(parser: argparse.ArgumentParser, *names: str):
-    "Add shared options by name (see `SHARED_OPTIONS`)."
-    for name in names: parser.add_argument(f"--{name}", **SHARED_OPTIONS[name])
 
 # %% ../nbs/08_cli.ipynb #8c5a8f95
 REGION_CHOICES = {**{str(i): i for i in range(5)}, **{label: i for i, label in enumerate(REGION_LABELS)}, "random": None}  # --region: a number, a label, or random
@@ -119,7 +45,7 @@ def synth_parser() -> argparse.ArgumentParser:
         epilog="example:\n  ppad-synth data/zhanglab/train/normal_256 --out sas.png --count 16 --region lower --seed 1")
     parser.add_argument("images", help="folder of X-rays (searched recursively: .png, .jpg, .jpeg, .bmp, .tif)")
     parser.add_argument("--out", required=True, help="the PNG file to write")
-    parser.add_argument("--count", type=int, default=16, help="number of anomalies (default 16)")
+    parser.add_argument("--count", type=int, default=16, help=f"number of anomalies (default 16, at most {MAX_GRID})")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument("--region", choices=list(REGION_CHOICES), default="random",
                         help="region to place anomalies in: 0-4 or left/right/upper/lower/whole (default: random, as in training)")
@@ -135,14 +61,14 @@ def synth_parser() -> argparse.ArgumentParser:
 def synth(argv=None):
     "The `ppad-synth` command."
     args = synth_parser().parse_args(argv)
-    if args.count < 1: raise PPADError(f"--count must be at least 1, not {args.count}")
+    if not 1 <= args.count <= MAX_GRID: raise PPADError(f"--count must be between 1 and {MAX_GRID}, not {args.count}")
     check_seed(args.seed)
     out = check_output(args.out, args.force, suffix=".png")
     files = list_images(args.images, recursive=True)
     strength = None if args.strength == "random" else float(args.strength)
-    tiles = synthesized_tiles(files, args.count, args.seed, REGION_CHOICES[args.region], strength, args.method, args.size,
+    grid, _ = synthesize_grid(files, args.count, args.seed, REGION_CHOICES[args.region], strength, args.method, args.size,
                               show_outline=not args.no_outline)
-    with atomic_write(out, "wb") as f: write_grid_png(f, tiles, args.count)  # streamed: memory stays flat with --count
+    with atomic_write(out, "wb") as f: grid.save(f, "png")
     print(f"wrote {out} ({args.count} {args.method} anomalies from {len(files)} images in {args.images}, seed {args.seed})")
 
 # %% ../nbs/08_cli.ipynb #92bc7bb4
@@ -532,7 +458,7 @@ def predict_record(file, probs, score: float, threshold: float, point: str) -> d
 # %% ../nbs/08_cli.ipynb #59670ee0
 def explanation(file, probs, score: float, threshold: float, point: str, figure=None) -> str:
     "What `ppad-predict` prints for one image."
-    from ppad_nb.widgets import decision_rule  # the region-prompt viewer's words
+    from ppad_nb.evaluate import decision_rule
     decision = "abnormal" if score > threshold else "normal"
     lines = [f"{file}: score {score:.4f} -> {decision.upper()} (threshold {threshold:.4f}, {point})", f"  rule: {decision_rule(probs)}",
              "  regions: " + "  ".join(f"{label} {p:.4f}" for label, p in zip(REGION_LABELS, probs))]
@@ -542,9 +468,8 @@ def explanation(file, probs, score: float, threshold: float, point: str, figure=
 def predict(argv=None) -> list:
     "The `ppad-predict` command; returns one record per image."
     import json
-    from ppad_nb.evaluate import score_images
+    from ppad_nb.evaluate import region_panels, score_images
     from ppad_nb.model import PPAD, load_clip
-    from ppad_nb.widgets import region_panels  # the region-prompt viewer's figure
     args = predict_parser().parse_args(argv)
     files = [Path(f) for f in args.images]
     for f in files:

@@ -16,12 +16,12 @@ from .config import PPADError, atomic_write, figure_png, input_error
 from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, ImageDataset, load_image, read_shot_manifest
 
 # %% auto #0
-__all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESHOLD', 'BOOTSTRAP_RESAMPLES', 'CI_LEVEL',
-           'CALIBRATION_BINS', 'REPORT_FILES', 'aggregate', 'score_images', 'write_scores', 'read_scores',
-           'compute_metrics', 'percent', 'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci',
-           'paired_auc_difference', 'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points',
-           'calibration', 'evaluate', 'percent_ci', 'random_weights_note', 'write_report', 'read_report',
-           'read_operating_point', 'metrics_line']
+__all__ = ['CONFIDENT', 'REGION_COLOURS', 'LABEL_SPOTS', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESHOLD',
+           'BOOTSTRAP_RESAMPLES', 'CI_LEVEL', 'CALIBRATION_BINS', 'REPORT_FILES', 'aggregate', 'decision_rule',
+           'printable', 'region_panels', 'score_images', 'write_scores', 'read_scores', 'compute_metrics', 'percent',
+           'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci', 'paired_auc_difference',
+           'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points', 'calibration', 'evaluate',
+           'percent_ci', 'random_weights_note', 'write_report', 'read_report', 'read_operating_point', 'metrics_line']
 
 # %% ../nbs/05_evaluate.ipynb #a8ff409c
 CONFIDENT = 0.8  # a region above this abnormal probability decides the image's score alone
@@ -34,6 +34,62 @@ def aggregate(probs, threshold: float = CONFIDENT):
     probs = np.asarray(probs)
     top = probs.max(axis=-1)
     return np.where(top > threshold, top, probs.mean(axis=-1))
+
+# %% ../nbs/05_evaluate.ipynb #75d47ec5
+REGION_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:red")
+LABEL_SPOTS = ((50, 112), (174, 112), (112, 60), (112, 172), (112, 212))  # (x, y) where each region's probability is written
+
+# %% ../nbs/05_evaluate.ipynb #ae44396c
+def decision_rule(probs, threshold: float = CONFIDENT) -> str:
+    "Which branch of `aggregate` decides the score of these five region probabilities."
+    top = float(np.max(probs))
+    return f"max: region {int(np.argmax(probs))} ({REGION_LABELS[int(np.argmax(probs))]}) is above {threshold}" if top > threshold \
+        else f"mean: no region is above {threshold}"
+
+# %% ../nbs/05_evaluate.ipynb #f290d95d
+def _draw_regions(ax, image: np.ndarray, probs: np.ndarray, title: str = ""):
+    "The X-ray with the five regions as nested frames, each with its abnormal probability."
+    from matplotlib.patches import Rectangle
+    from ppad_nb.data import REGION_BOXES
+    ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+    for r, ((top, bottom), (left, right)) in enumerate(REGION_BOXES):
+        inset = 2 + 3 * r  # nested frames so that overlapping regions stay visible
+        ax.add_patch(Rectangle((left + inset, top + inset), right - left - 2 * inset, bottom - top - 2 * inset,
+                               fill=False, lw=1.6, color=REGION_COLOURS[r]))
+        x, y = LABEL_SPOTS[r]
+        ax.text(x, y, f"{probs[r]:.3f}", color=REGION_COLOURS[r], fontsize=9, ha="center", va="center",
+                fontweight="bold", bbox=dict(facecolor="white", alpha=0.75, lw=0, pad=1))
+    ax.set_title(title or "regions and abnormal probabilities", fontsize=9); ax.axis("off")
+
+# %% ../nbs/05_evaluate.ipynb #19969049
+def _draw_bars(ax, probs: np.ndarray, score: float):
+    "The five probabilities as bars, with the 0.8 line and the score."
+    bars = ax.barh([f"{r}: {REGION_LABELS[r]}" for r in range(5)], probs, color=REGION_COLOURS)
+    ax.axvline(CONFIDENT, color="gray", ls="--", lw=1); ax.axvline(score, color="black", lw=1.5)
+    ax.set_xlim(0, 1); ax.invert_yaxis()
+    ax.set_title(f"score {score:.3f} ({decision_rule(probs)})", fontsize=9)
+    for bar, p in zip(bars, probs): ax.text(min(p + 0.01, 0.9), bar.get_y() + bar.get_height() / 2, f"{p:.3f}", va="center", fontsize=8)
+
+# %% ../nbs/05_evaluate.ipynb #e9070e46
+def printable(text: str) -> str:
+    "`text` with the undecodable bytes of a file name (surrogate escapes) shown as U+FFFD, so fonts can draw it."
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+# %% ../nbs/05_evaluate.ipynb #bd6a7fdd
+def region_panels(image: np.ndarray, probs, norms: np.ndarray | None = None, title: str = "", dpi: int = 80) -> bytes:
+    "PNG: the X-ray with the five regions and their probabilities, the probabilities as bars, and (given) the mask-embedding norms."
+    from matplotlib.figure import Figure
+    probs = np.asarray(probs, dtype=float)
+    figure = Figure(figsize=(13 if norms is not None else 9, 3.6))
+    axes = figure.subplots(1, 3 if norms is not None else 2, gridspec_kw={"width_ratios": [1, 1.3, 1] if norms is not None else [1, 1.3]})
+    _draw_regions(axes[0], image, probs, printable(title))
+    _draw_bars(axes[1], probs, float(aggregate(probs[None])[0]))
+    if norms is not None:
+        shown = axes[2].imshow(norms, cmap="magma")
+        figure.colorbar(shown, ax=axes[2], fraction=0.046, pad=0.02)
+        axes[2].set_title("image prompt: |mask embedding| per patch", fontsize=9); axes[2].set_xticks([]); axes[2].set_yticks([])
+    figure.tight_layout()
+    return figure_png(figure, dpi)
 
 # %% ../nbs/05_evaluate.ipynb #275f2bb5
 PROB_COLUMNS = tuple(f"p_{label}" for label in REGION_LABELS)

@@ -21,10 +21,10 @@ from .data import IMAGE_SIZE, REGION_NAMES, file_digest, region_masks
 
 # %% auto #0
 __all__ = ['RANDOM_CONFIGS', 'N_CTX', 'CLASS_NAMES', 'PRECISIONS', 'CLIP_KEYS', 'LEARNER_FORMAT', 'MAX_NAME_CHARS', 'clip_config',
-           'build_clip', 'clip_from_state_dict', 'prompt_text', 'prompt_tokens', 'insert_context', 'run_transformer',
-           'encode_prompts', 'patch_masks', 'encode_image_prompted', 'PPAD', 'release_rounded', 'round_as_released',
-           'hold_like_release', 'read_checkpoint', 'clip_state_dict', 'RandomWeightsWarning', 'load_clip',
-           'resolve_clip']
+           'build_clip', 'clip_from_state_dict', 'prompt_text', 'prompt_tokens', 'insert_context', 'causal_mask',
+           'encode_prompts', 'patch_masks', 'encode_image_prompted', 'PPAD', 'run_transformer', 'release_rounded',
+           'round_as_released', 'hold_like_release', 'read_checkpoint', 'clip_state_dict', 'RandomWeightsWarning',
+           'load_clip', 'resolve_clip']
 
 # %% ../nbs/03_model.ipynb #5eac8e2a
 def _count_blocks(state_dict: dict, prefix: str) -> int:
@@ -97,10 +97,9 @@ def insert_context(token_embeddings: torch.Tensor, ctx: torch.Tensor, starts) ->
     return torch.stack(pieces)  # (R, C, L, W)
 
 # %% ../nbs/03_model.ipynb #5b48daed
-def run_transformer(transformer, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
-    "CLIP's residual attention blocks on batch-first tokens (N, L, W); `causal` hides later tokens from each position."
-    mask = torch.full((x.shape[1], x.shape[1]), float("-inf"), device=x.device).triu(1) if causal else None
-    return transformer(x, attn_mask=mask)
+def causal_mask(length: int, device=None) -> torch.Tensor:
+    "Additive attention mask (length, length) that hides from each position the positions after it."
+    return torch.full((length, length), float("-inf"), device=device).triu(1)
 
 # %% ../nbs/03_model.ipynb #66a2dbf8
 def encode_prompts(clip, embeddings: torch.Tensor, eos: torch.Tensor) -> torch.Tensor:
@@ -161,20 +160,53 @@ def train(self: PPAD, mode: bool = True):
 
 # %% ../nbs/03_model.ipynb #576e022d
 @patch
-def text_features(self: PPAD, regions: torch.Tensor) -> torch.Tensor:
+def encode_text(self: PPAD, regions: torch.Tensor) -> torch.Tensor:
     "Normalised text features (len(regions), classes, E) of the prompts of `regions`."
     embeddings = insert_context(self.token_embeddings[regions].to(self.ctx.dtype), self.ctx, [self.ctx_starts[r] for r in regions.tolist()])
     features = encode_prompts(self.clip, embeddings.flatten(0, 1), self.tokens[regions].flatten(0, 1).argmax(-1))
     features = features / features.norm(dim=-1, keepdim=True)
     return features.view(len(regions), len(self.class_names), -1)   # (R, C, E)
 
+# %% ../nbs/03_model.ipynb #c5a6f54c
+def _same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    "True when two tensors have the same shape, dtype, device and values."
+    return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
+
+@patch
+def _can_cache(self: PPAD) -> bool:
+    "Cached text features are only safe when no gradient must flow back to `ctx`."
+    return not self.training and not (torch.is_grad_enabled() and self.ctx.requires_grad)
+
+# %% ../nbs/03_model.ipynb #f46dd31e
+@patch
+def text_features(self: PPAD, regions: torch.Tensor) -> torch.Tensor:
+    "`encode_text`; in evaluation computed for all regions once and kept while `ctx` and the prompts hold the same values."
+    if not self._can_cache(): return self.encode_text(regions)
+    made_from = (self.ctx.detach(), self.token_embeddings, self.tokens)
+    cached = getattr(self, "_text_cache", None)
+    if cached is None or not all(map(_same_values, cached[0], made_from)):
+        every_region = torch.arange(len(self.position_names), device=self.ctx.device)
+        self._text_cache = (tuple(t.clone() for t in made_from), self.encode_text(every_region))
+    return self._text_cache[1][regions]
+
 # %% ../nbs/03_model.ipynb #b6461562
 @patch
-def image_features(self: PPAD, images: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+def encode_image(self: PPAD, images: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
     "Normalised image features (B, E), each image seen through its region's image prompt."
     keep = self.patch_masks[regions] if self.image_prompt else None    # (B, 49, 1)
     features = encode_image_prompted(self.clip, images, keep, self.mask_embedding)
     return features / features.norm(dim=-1, keepdim=True)
+
+# %% ../nbs/03_model.ipynb #fa1cd1b1
+@patch
+def image_features(self: PPAD, images: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    "`encode_image`, with the images whose vision pass cannot reach `mask_embedding` run without autograd."
+    if not (torch.is_grad_enabled() and self.mask_embedding.requires_grad): return self.encode_image(images, regions)
+    whole = self.patch_masks[regions].flatten(1).all(dim=1) | (not self.image_prompt)    # (B,) never meet the mask embedding
+    with torch.no_grad(): parts = [self.encode_image(images[whole], regions[whole])] if bool(whole.any()) else []
+    if not bool(whole.all()): parts.append(self.encode_image(images[~whole], regions[~whole]))
+    order = torch.cat([torch.nonzero(whole)[:, 0], torch.nonzero(~whole)[:, 0]]).argsort()
+    return torch.cat(parts)[order]
 
 # %% ../nbs/03_model.ipynb #29d6f3b6
 @patch(as_prop=True)
@@ -221,8 +253,6 @@ def region_probs(self: PPAD, images: torch.Tensor, chunk: int = 32) -> torch.Ten
     return probs.float() if self.precision == "bf16" else probs
 
 # %% ../nbs/03_model.ipynb #cc9aba97
-_open_clip_transformer = run_transformer  # the plain version above
-
 def _plain_blocks(transformer) -> bool:
     "True when every block is open_clip's standard pre-norm residual attention block."
     from open_clip.transformer import ResidualAttentionBlock
@@ -232,7 +262,7 @@ def _plain_blocks(transformer) -> bool:
 # %% ../nbs/03_model.ipynb #4374b095
 def run_transformer(transformer, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
     "CLIP's residual attention blocks on batch-first tokens (N, L, W), one projection product per block and fused attention."
-    if not _plain_blocks(transformer): return _open_clip_transformer(transformer, x, causal)
+    if not _plain_blocks(transformer): return transformer(x, attn_mask=causal_mask(x.shape[1], x.device) if causal else None)
     for block in transformer.resblocks:
         n, length, width = x.shape
         qkv = F.linear(block.ln_1(x), block.attn.in_proj_weight, block.attn.in_proj_bias)                 # (N, L, 3W)
@@ -241,37 +271,6 @@ def run_transformer(transformer, x: torch.Tensor, causal: bool = False) -> torch
         x = x + block.ls_1(block.attn.out_proj(attended))
         x = x + block.ls_2(block.mlp(block.ln_2(x)))
     return x
-
-# %% ../nbs/03_model.ipynb #a2e6b43f
-PPAD.encode_text = PPAD.text_features  # the plain version above
-
-@patch
-def _can_cache(self: PPAD) -> bool:
-    "Cached text features are only safe when no gradient must flow back to `ctx`."
-    return not self.training and not (torch.is_grad_enabled() and self.ctx.requires_grad)
-
-# %% ../nbs/03_model.ipynb #70f65c32
-@patch
-def text_features(self: PPAD, regions: torch.Tensor) -> torch.Tensor:
-    "`encode_text`, computed for all regions once and kept while `ctx` is unchanged, when no gradient is needed."
-    if not self._can_cache(): return self.encode_text(regions)
-    key = (self.ctx._version, self.ctx.data_ptr(), self.ctx.device)
-    if getattr(self, "_text_cache", None) is None or self._text_cache[0] != key:
-        self._text_cache = (key, self.encode_text(torch.arange(len(self.position_names), device=self.ctx.device)))
-    return self._text_cache[1][regions]
-
-# %% ../nbs/03_model.ipynb #3d636539
-PPAD.encode_image = PPAD.image_features  # the plain version above
-
-@patch
-def image_features(self: PPAD, images: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
-    "`encode_image`, with the images whose vision pass cannot reach `mask_embedding` run without autograd."
-    if not (torch.is_grad_enabled() and self.mask_embedding.requires_grad): return self.encode_image(images, regions)
-    whole = self.patch_masks[regions].flatten(1).all(dim=1) | (not self.image_prompt)    # (B,) never meet the mask embedding
-    with torch.no_grad(): parts = [self.encode_image(images[whole], regions[whole])] if bool(whole.any()) else []
-    if not bool(whole.all()): parts.append(self.encode_image(images[~whole], regions[~whole]))
-    order = torch.cat([torch.nonzero(whole)[:, 0], torch.nonzero(~whole)[:, 0]]).argsort()
-    return torch.cat(parts)[order]
 
 # %% ../nbs/03_model.ipynb #aeb4b43a
 PRECISIONS = ("fp32", "release", "bf16")
@@ -314,6 +313,12 @@ def hold_like_release(clip):
 CLIP_KEYS = ("visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding", "visual.proj",
              "token_embedding.weight", "positional_embedding", "text_projection", "logit_scale", "ln_final.weight")
 
+def _reason(error: Exception, line: int = 0) -> str:
+    "The first sentence of line `line` of an error's message, whole (its type's name when there is no such line)."
+    import re
+    lines = str(error).strip().splitlines()
+    return re.split(r"(?<=[.!?])\s+", lines[line].strip())[0] if len(lines) > line else type(error).__name__
+
 def _is_safetensors(path: Path) -> bool:
     "True when the file starts as safetensors do: an 8-byte header length, then a JSON header."
     with open(path, "rb") as f: head = f.read(9)
@@ -326,7 +331,7 @@ def _read_safetensors(path: Path) -> dict:
     try:
         with safe_open(str(path), framework="pt") as f:
             tensors, metadata = {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
-    except Exception as e: raise input_error(path, f"cannot read it as safetensors; is it truncated? ({str(e).splitlines()[0][:120]})") from None
+    except Exception as e: raise input_error(path, f"cannot read it as safetensors; is it truncated? ({_reason(e)})") from None
     if "format" not in metadata: return tensors
     try: return {**{k: json.loads(v) for k, v in metadata.items()}, **tensors}
     except json.JSONDecodeError: raise input_error(path, "its safetensors metadata is not the kit's (JSON values)") from None
@@ -340,8 +345,7 @@ def read_checkpoint(path) -> object:
     if is_torchscript(path): return read_torchscript_tensors(path)  # OpenAI's releases: their tensors only, their code never runs
     try: return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise input_error(path, f"cannot read it as a PyTorch checkpoint; is it truncated or of another kind? ({reason[:160]})") from None
+        raise input_error(path, f"cannot read it as a PyTorch checkpoint; is it truncated or of another kind? ({_reason(e)})") from None
 
 # %% ../nbs/03_model.ipynb #fc7e67e3
 def clip_state_dict(checkpoint, path) -> dict:
@@ -389,7 +393,7 @@ def _load_openclip(spec: str):
     _check_weights(state, weights)
     model = open_clip.create_model(name, pretrained=None)
     try: model.load_state_dict(state, strict=True)
-    except RuntimeError as e: raise input_error(weights, f"these weights do not fit open_clip's {name} ({str(e).splitlines()[1].strip()[:160]})") from None
+    except RuntimeError as e: raise input_error(weights, f"these weights do not fit open_clip's {name} ({_reason(e, line=1)})") from None
     return model, {"spec": f"openclip:{name}:{weights.resolve()}", "sha256": file_digest(weights)}
 
 # %% ../nbs/03_model.ipynb #8362b16d
@@ -412,7 +416,7 @@ def load_clip(spec, device: str = "cpu", round_like_release: bool = True, precis
         state = clip_state_dict(read_checkpoint(spec), spec)
         _check_weights(state, spec)
         try: model = clip_from_state_dict(state)
-        except RuntimeError as e: raise input_error(spec, f"the weights do not fit a CLIP of the shape they imply ({str(e).splitlines()[1].strip()[:160]})") from None
+        except RuntimeError as e: raise input_error(spec, f"the weights do not fit a CLIP of the shape they imply ({_reason(e, line=1)})") from None
         source = {"spec": str(Path(spec).resolve()), "sha256": file_digest(spec)}
     model = model.float().eval().requires_grad_(False)
     rounded = round_like_release or precision == "release"  # float16 tensors hold the rounded values

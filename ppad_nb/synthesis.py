@@ -16,11 +16,11 @@ from .config import PPADError, figure_png
 from .data import IMAGE_SIZE, REGION_BOXES, REGION_LABELS, REGION_NAMES, load_image
 
 # %% auto #0
-__all__ = ['N_POINTS', 'CONTROL_SIGMA', 'CURVE_SAMPLES', 'DILATION', 'STRENGTHS', 'Draws', 'blob_size', 'random_points',
-           'convex_hull', 'fill_polygons', 'bezier_curves', 'Blob', 'random_blob', 'blob_corner', 'draw_centre',
-           'place_blob', 'gamma_map', 'apply_gamma', 'Synthesis', 'synthesize_anomaly', 'synthesis_panels', 'outline',
-           'reference_synthesize_anomaly', 'paste_patch', 'outlined_tile', 'render_grid', 'synthesized_tiles',
-           'synthesize_grid', 'write_grid_png']
+__all__ = ['N_POINTS', 'CONTROL_SIGMA', 'CURVE_SAMPLES', 'DILATION', 'STRENGTHS', 'CAPTION_STRIP', 'MAX_GRID', 'Draws',
+           'blob_size', 'random_points', 'convex_hull', 'fill_polygons', 'bezier_curves', 'Blob', 'random_blob',
+           'blob_corner', 'draw_centre', 'place_blob', 'gamma_map', 'apply_gamma', 'Synthesis', 'synthesize_anomaly',
+           'synthesis_panels', 'outline', 'reference_synthesize_anomaly', 'paste_patch', 'outlined_tile', 'render_grid',
+           'synthesized_tiles', 'synthesize_grid']
 
 # %% ../nbs/02_synthesis.ipynb #900beb00
 class Draws:
@@ -367,16 +367,17 @@ def outlined_tile(result: Synthesis, show_outline: bool = True) -> np.ndarray:
     return tile
 
 # %% ../nbs/02_synthesis.ipynb #288c7af2
-def render_grid(tiles, captions, columns: int = 4) -> Image.Image:
-    "Tiles (RGB uint8 arrays of one size) with a caption strip under each, in a grid."
-    height, width = tiles[0].shape[:2]
-    strip = 18
-    rows = -(-len(tiles) // columns)
-    grid = Image.new("RGB", (columns * width, rows * (height + strip)), "white")
-    draw = ImageDraw.Draw(grid)
-    font = ImageFont.load_default()
-    for i, (tile, caption) in enumerate(zip(tiles, captions)):
-        x, y = (i % columns) * width, (i // columns) * (height + strip)
+CAPTION_STRIP = 18  # pixels under each tile for its caption
+
+def render_grid(items, columns: int = 4, count: int | None = None) -> Image.Image:
+    "(tile, caption) pairs, the tiles RGB uint8 arrays of one size, as a grid of `count` places (default: len(items)), captions under the tiles."
+    count, grid, font = len(items) if count is None else count, None, ImageFont.load_default()
+    for i, (tile, caption) in enumerate(items):
+        height, width = tile.shape[:2]
+        if grid is None:  # the first tile sets the size
+            grid = Image.new("RGB", (columns * width, -(-count // columns) * (height + CAPTION_STRIP)), "white")
+            draw = ImageDraw.Draw(grid)
+        x, y = (i % columns) * width, (i // columns) * (height + CAPTION_STRIP)
         grid.paste(Image.fromarray(tile), (x, y))
         draw.text((x + 3, y + height + 3), caption[: width // 6], fill="black", font=font)
     return grid
@@ -403,32 +404,15 @@ def synthesized_tiles(files, count: int = 16, seed: int = 0, region=None, streng
         yield tile, f"{file.stem} {REGION_LABELS[chosen_region]} {label}", {"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre}
 
 # %% ../nbs/02_synthesis.ipynb #87c81f40
+MAX_GRID = 1000  # anomalies in one grid: 250 rows of four tiles
+
 def synthesize_grid(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
                     size: int = 224, show_outline: bool = True, progress: bool = True):
-    "Synthesize `count` anomalies from `files` and return (grid image, list of per-tile records)."
-    tiles, captions, records = zip(*synthesized_tiles(files, count, seed, region, strength, method, size, show_outline, progress))
-    return render_grid(tiles, captions, columns=min(count, 4)), list(records)
-
-# %% ../nbs/02_synthesis.ipynb #c7a38e5b
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    import struct, zlib
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-# %% ../nbs/02_synthesis.ipynb #47de231e
-def write_grid_png(f, tiles, count: int, columns: int = 4) -> int:
-    "Write (tile, caption, ...) items as a PNG grid into the binary file `f`, one row of tiles at a time: memory holds one row, whatever `count`."
-    import struct, zlib
-    columns, compressor, rows, written = min(count, columns), zlib.compressobj(6), -(-count // min(count, columns)), 0
-    def flush(row):
-        strip = np.asarray(render_grid([t for t, *_ in row], [c for _, c, *_ in row], columns=columns))   # (h + 18, columns * w, 3)
-        if written == len(row):  # the first row sets the picture's size
-            f.write(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", strip.shape[1], strip.shape[0] * rows, 8, 2, 0, 0, 0)))
-        data = compressor.compress(np.concatenate([np.zeros((strip.shape[0], 1), np.uint8), strip.reshape(strip.shape[0], -1)], axis=1).tobytes())
-        if data: f.write(_png_chunk(b"IDAT", data))
-    row = []
-    for item in tiles:
-        row.append(item); written += 1
-        if len(row) == columns: flush(row); row = []
-    if row: flush(row)
-    f.write(_png_chunk(b"IDAT", compressor.flush()) + _png_chunk(b"IEND", b""))
-    return written
+    "Synthesize `count` anomalies from `files` and return (grid image, list of per-tile records); memory holds the grid, not the tiles."
+    if not 1 <= count <= MAX_GRID: raise PPADError(f"a grid holds 1 to {MAX_GRID} anomalies, not {count}")
+    records = []
+    def pasted_one_by_one():
+        for tile, caption, record in synthesized_tiles(files, count, seed, region, strength, method, size, show_outline, progress):
+            records.append(record)
+            yield tile, caption
+    return render_grid(pasted_one_by_one(), columns=min(count, 4), count=count), records

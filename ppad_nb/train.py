@@ -28,10 +28,10 @@ from .safety import TEMP_PREFIX, check_device, check_finite, check_number, check
 from .synthesis import paste_patch, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'REPLACED_OPTIONS', 'LEARNER_FILE', 'RUN_FILES', 'OLD_RUN_FILES', 'ppad_loss',
-           'TrainingSample', 'TrainingSet', 'EpochBatches', 'training_loader', 'prompt_optimizer', 'fit',
-           'resolve_preset', 'loaded_clip', 'TrainResult', 'read_run_state', 'run_learner', 'read_run_checkpoint',
-           'prepare_run_dir', 'write_history', 'plot_history', 'Run', 'start_run', 'prompt_model', 'train']
+__all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'LEARNER_FILE', 'RUN_FILES', 'ppad_loss', 'TrainingSample', 'TrainingSet',
+           'EpochBatches', 'training_loader', 'prompt_optimizer', 'fit', 'resolve_preset', 'loaded_clip', 'TrainResult',
+           'read_run_state', 'run_learner', 'read_run_checkpoint', 'prepare_run_dir', 'write_history', 'plot_history',
+           'Run', 'start_run', 'prompt_model', 'train']
 
 # %% ../nbs/04_train.ipynb #85ed18d4
 def ppad_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -152,9 +152,6 @@ def fit(model: PPAD, batches, *, lr: float = 0.001, momentum: float = 0.9, t_max
     return losses
 
 # %% ../nbs/04_train.ipynb #dac0429a
-REPLACED_OPTIONS = {"clip_weights": "pass clip=: a weights file, a random: spec or a loaded CLIP", "model_options": "pass prompts=",
-                    "settings": "resolve the preset first: resolve_preset(name, settings, ...)"}  # the keywords of earlier versions
-
 def resolve_preset(preset="demo",      # a preset name, or a `Preset`
                    settings=None,      # the settings file that names are read from (default: the kit's)
                    **overrides) -> Preset:
@@ -162,8 +159,7 @@ def resolve_preset(preset="demo",      # a preset name, or a `Preset`
     if not isinstance(preset, (str, Preset)): raise PPADError(f"preset must be a preset name or a Preset, not {preset!r}")
     unknown = sorted(set(overrides) - {f.name for f in fields(Preset)})
     if unknown:
-        hint = next((REPLACED_OPTIONS[k] for k in unknown if k in REPLACED_OPTIONS), f"known: {', '.join(f.name for f in fields(Preset))}")
-        raise PPADError(f"unknown preset field(s) {', '.join(unknown)} ({hint})")
+        raise PPADError(f"unknown preset field(s) {', '.join(unknown)} (known: {', '.join(f.name for f in fields(Preset))})")
     if isinstance(preset, str): return get_preset(preset, settings, **overrides)
     return check_preset(replace(preset, **{k: v for k, v in overrides.items() if v is not None}))
 
@@ -179,9 +175,8 @@ def loaded_clip(clip=None,                  # a loaded CLIP, or its spec (see `r
     return clip
 
 # %% ../nbs/04_train.ipynb #c6cf94fc
-LEARNER_FILE = "learner.safetensors"  # the kit's learner; runs of earlier versions hold learner.pt
+LEARNER_FILE = "learner.safetensors"  # the kit's learner
 RUN_FILES = ("checkpoint.pt", "run.json", "shots.csv", "heldout.csv", LEARNER_FILE, "learner_official.pt", "history.csv", "loss.png")
-OLD_RUN_FILES = ("learner.pt",)
 
 # %% ../nbs/04_train.ipynb #38997747
 @dataclass
@@ -209,9 +204,8 @@ def read_run_state(run_dir: Path) -> dict | None:
 
 # %% ../nbs/04_train.ipynb #fcca251c
 def run_learner(run_dir) -> Path:
-    "The kit's learner file of a finished run folder (learner.safetensors, or learner.pt from earlier versions)."
-    run_dir = Path(run_dir)
-    return next((run_dir / n for n in (LEARNER_FILE,) + OLD_RUN_FILES if (run_dir / n).is_file()), run_dir / LEARNER_FILE)
+    "The kit's learner file of a finished run folder."
+    return Path(run_dir) / LEARNER_FILE
 
 # %% ../nbs/04_train.ipynb #77f705e5
 def _digest(checkpoint: dict) -> str:
@@ -240,7 +234,7 @@ def read_run_checkpoint(run_dir) -> dict:
 # %% ../nbs/04_train.ipynb #ad1b72c7
 def _remove_run_files(run_dir: Path):
     "Remove the files a run writes (and the kit's report inside it), nothing else."
-    for name in RUN_FILES + OLD_RUN_FILES: (run_dir / name).unlink(missing_ok=True)
+    for name in RUN_FILES: (run_dir / name).unlink(missing_ok=True)
     report = run_dir / "report"
     if report.is_dir():  # a report of the replaced run must not survive it
         from ppad_nb.evaluate import REPORT_FILES
@@ -267,7 +261,7 @@ def prepare_run_dir(run_dir, resume: bool, overwrite: bool, act: bool = True) ->
         raise input_error(run_dir / "checkpoint.pt", f"is missing, but run.json records {state['epochs_done']} epochs; pass --overwrite to start again")
     if state is None:
         if resume: raise input_error(run_dir, "has no checkpoint to resume from")
-        clashing = [name for name in RUN_FILES + OLD_RUN_FILES if (run_dir / name).exists()]
+        clashing = [name for name in RUN_FILES if (run_dir / name).exists()]
         if clashing: raise input_error(run_dir / clashing[0], "exists; pass --overwrite to replace the run files in this folder")
     elif act: _remove_run_files(run_dir)  # a run stopped before its first checkpoint: nothing to keep, it starts again
     return None
@@ -513,8 +507,7 @@ def train(preset="demo",              # a preset name or a `Preset` (see `resolv
           precision: str | None = None,   # fp32, release or bf16; None: a loaded clip's own, else fp32
           **overrides) -> TrainResult:
     "Train PPAD's prompts with a preset and `overrides` of its fields; optionally keep a resumable run folder `out`."
-    if "settings" in overrides: raise PPADError(f"train takes no settings=: {REPLACED_OPTIONS['settings']}")
-    preset, seed = resolve_preset(preset, **overrides), check_seed(seed)  # every argument is checked before anything is created
+    preset, seed = resolve_preset(preset, None, **overrides), check_seed(seed)  # every argument is checked before anything is created
     check_number(workers, "--workers", 0, integer=True)
     if stop_after is not None: check_number(stop_after, "stop_after", 1, integer=True)
     device = check_device(device or default_device())

@@ -107,6 +107,7 @@ def test_bad_options(tmp_path, sample):
     folder = sample[0].files[0].parent
     assert_user_error(run("ppad-synth", folder, "--out", tmp_path / "g.jpg"), "g.jpg", "must be a .png")
     assert_user_error(run("ppad-synth", folder, "--out", tmp_path / "g.png", "--count", 0), "--count")
+    assert_user_error(run("ppad-synth", folder, "--out", tmp_path / "g.png", "--count", 1001), "--count must be between 1 and 1000, not 1001")
     result = run("ppad-synth", folder, "--out", tmp_path / "g.png", "--region", "middle")
     assert result.returncode == 2 and "invalid choice" in result.stderr and "Traceback" not in result.stderr
 

@@ -1,6 +1,6 @@
 """The shipped PPAD model (fast paths included: fused attention, cached text features, the autograd split) reproduces
 the official code on the parity fixture, through the public API and through ppad-score. Chapter 03 checks the plain
-model, before those speed changes, against the same fixture.
+model, with open_clip's own transformer blocks, against the same fixture.
 
 tests/fixtures/parity-tiny/ holds outputs of the official PPAD code (float32, CPU) on a tiny random CLIP in
 OpenAI state-dict format and a learner in the release format: per-image region probabilities and scores
@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from conftest import FIXTURES, assert_user_error, run
+from ppad_nb.baselines import drop_period
 from ppad_nb.data import load_image, to_tensor
 from ppad_nb.evaluate import aggregate, read_scores
 from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip
@@ -146,6 +147,28 @@ def test_text_features_cached_until_parameters_change(clip):
         assert calls == [10, 10, 2]
     finally:
         hook.remove()
+
+
+def test_text_cache_follows_every_change_of_ctx(clip, tmp_path):
+    """The cache is keyed on the values of ctx and the prompts: an edit in place, a learner loaded, a new ctx tensor and
+    other prompts each give features equal to a fresh encode_text."""
+    model = PPAD(clip).eval()
+    every = torch.arange(5)
+    other = PPAD(clip)
+    with torch.no_grad(): other.ctx.normal_(std=0.5)
+    other.save_learner(tmp_path / "other.safetensors")
+    changes = {"edit in place": lambda: model.ctx.add_(1),
+               "load_learner": lambda: model.load_learner(tmp_path / "other.safetensors"),
+               "load_learner of the release": lambda: model.load_learner(PARITY / "learner_tiny.pt"),
+               "new tensor": lambda: setattr(model.ctx, "data", torch.zeros_like(model.ctx)),
+               "prompts without the period": lambda: drop_period(model)}
+    with torch.no_grad():
+        for name, change in changes.items():
+            before = model.text_features(every)
+            change()
+            after = model.text_features(every)
+            assert torch.equal(after, model.encode_text(every)), name
+            assert not torch.allclose(after, before), name
 
 
 def test_bad_clip_files(tmp_path):

@@ -33,3 +33,21 @@ def test_readme_is_generated_from_index_notebook(tmp_path):
                     "--output-dir", str(tmp_path), "--output", "README", "--log-level", "WARN"], check=True)
     generated = (tmp_path / "README.md").read_text().replace("](images/", "](nbs/images/")
     assert generated == (REPO / "README.md").read_text(), "README.md is stale: run `make readme`"
+
+
+def test_only_widgets_imports_ipywidgets(tmp_path):
+    """The command line (ppad-predict drawing its figure included), the bench and the library run without ipywidgets:
+    only ppad_nb.widgets imports it, and nothing imports ppad_nb.cli."""
+    parity = REPO / "tests" / "fixtures" / "parity-tiny"
+    image = sorted((parity / "images").iterdir())[0]
+    script = ("import sys, ppad_nb.cli, ppad_nb.bench, ppad_nb.console\n"
+              f"ppad_nb.cli.predict(['--clip-weights', {str(parity / 'clip_tiny.pt')!r}, '--learner', {str(parity / 'learner_tiny.pt')!r},"
+              f" '--device', 'cpu', {str(image)!r}, '--out', {str(tmp_path / 'figures')!r}])\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ipywidgets' or m == 'ppad_nb.widgets'))")
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True, text=True, check=True)
+    assert (tmp_path / "figures" / f"{image.stem}.png").read_bytes().startswith(b"\x89PNG")
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    script = "import sys, ppad_nb.bench, ppad_nb.console, ppad_nb.demo, ppad_nb.evaluate; print('ppad_nb.cli' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    script = "import sys, ppad_nb.widgets; print('ipywidgets' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip() == "True"

@@ -87,7 +87,7 @@ def test_jobs_give_the_serial_table(tmp_path, capsys):
     assert parallel.returncode == 0, parallel.stderr
     for name in ("table.csv", "table.md"):
         assert (tmp_path / "parallel" / name).read_text() == (tmp_path / "serial" / name).read_text()
-    runs = lambda out: sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.name in ("learner.pt", "metrics.json", "run.json"))
+    runs = lambda out: sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.name in ("learner.safetensors", "metrics.json", "run.json"))
     assert runs(tmp_path / "parallel") == runs(tmp_path / "serial")
     capsys.readouterr()
     in_process("reproduce_command", *args, "--out", tmp_path / "parallel")  # a serial run continues the parallel one: nothing left to do
