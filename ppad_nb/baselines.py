@@ -29,9 +29,10 @@ from .safety import check_device, check_number, check_seed, check_writable, fold
 from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
 
 # %% auto #0
-__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'TABLE_CSV_HEADER', 'Method', 'drop_period', 'build_model',
-           'split_file', 'auc_differences', 'prompt_texts', 'Reproduction', 'start_reproduction', 'reproduce',
-           'table_rows', 'markdown_table', 'write_table', 'job_devices', 'reproduce_jobs']
+__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'PUBLISHED_ELSEWHERE', 'TABLE_CSV_HEADER', 'Method',
+           'drop_period', 'build_model', 'published_elsewhere', 'split_file', 'auc_differences', 'prompt_texts',
+           'Reproduction', 'start_reproduction', 'reproduce', 'table_rows', 'markdown_table', 'write_table',
+           'job_devices', 'reproduce_jobs']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -89,6 +90,22 @@ PUBLISHED = {
               "chexzero": {"auc": (77.6, None), "ap": (78.4, None)},
               "coop": {"auc": (79.9, None), "ap": (80.9, None)}},
 }
+
+# %% ../nbs/06_baselines.ipynb #131051ef
+PUBLISHED_ELSEWHERE = {  # preset -> [(method, metric, percent, protocol)]: other methods' numbers on a benchmark outside the paper
+    "bmad-chest": [
+        ("MVFA zero-shot", "auc", 71.11, "adapters trained on the other five BMAD data sets, none of chest; CLIP ViT-L/14-336 at 240 px; AUC on test/"),
+        ("MVFA 4-shot", "auc", 81.95, "4 normal (n-0) and 4 abnormal (a-0) images of valid/, abnormal labels used in training; 50 epochs; the "
+                                      "checkpoint of the best test AUC kept (chosen on the test set); CLIP ViT-L/14-336 at 240 px"),
+    ],
+}
+
+def published_elsewhere(preset_name: str) -> list:
+    "Markdown lines: what other methods publish on this preset's benchmark, each with its protocol (none for the paper's data sets)."
+    rows = PUBLISHED_ELSEWHERE.get(preset_name, [])
+    if not rows: return []
+    return ["", "Published by others on this benchmark (not by PPAD; PPAD here: normal images only, the last epoch, threshold 0.5):"] + \
+           [f"- {method}: {METRIC_NAMES[metric]} {value:.1f}% ({protocol})" for method, metric, value, protocol in rows]
 
 # %% ../nbs/06_baselines.ipynb #c9e9107d
 def _log(message: str, quiet: bool):
@@ -373,6 +390,7 @@ def markdown_table(preset: Preset, results: dict, clip=None, differences: dict |
     lines += ["| method | seeds | " + " | ".join(f"{METRIC_NAMES[m]} (%) | paper" for m in preset.metrics) + (" | AUC - ppad [95% CI]" if differences else "") + " |",
               "| --- | --- | " + " | ".join("--- | ---" for _ in preset.metrics) + (" | ---" if differences else "") + " |"]
     lines += [f"| {name} | {len(per_seed)} | " + " | ".join(_table_cells(name, per_seed, preset, differences)) + " |" for name, per_seed in results.items()]
+    lines += published_elsewhere(preset.name)  # benchmarks outside the paper: what others publish, with their protocol
     lines += ["", f"Mean ± sample standard deviation over seeds; ACC and F1 at the threshold 0.5. CLIP: `{source.get('spec', '?')}`"
               + (f" (SHA-256 {source['sha256'][:16]}...)." if source.get("sha256") else "."),
               "Methods: " + "; ".join(f"`{n}`: {METHODS[n].description}" for n in results) + "."]

@@ -296,7 +296,8 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="run folder")
     add_options(parser, "epochs", "shots", "batch-size", "patch-sources")
     parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
-    parser.add_argument("--shots-file", default=None, help="reuse an exact split: the shots.csv of an earlier run (each file checked by its SHA-256)")
+    parser.add_argument("--shots-file", default=None, help="reuse an exact split: the shots.csv of an earlier run (each file checked by its SHA-256), "
+                        "or MVFA's few-shot file (its n-SEED line; its a- lines, abnormal images, are not used)")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     add_options(parser, "workers", "device")
