@@ -176,7 +176,7 @@ def budget_sizes(preset, data=None) -> dict:
     if root.is_dir():
         normals = len(read_dataset(root, preset.layout, "train").normals())
         return {"test_images": len(read_dataset(root, preset.layout, "test")), "heldout_images": min(HELDOUT_LIMIT, max(0, normals - preset.shots)),
-                "sizes": "counted", "sizes_from": str(root)}
+                "sizes": "counted", "sizes_from": "the bundled sample" if preset.root == "bundled" and data is None else str(root)}
     if data is not None: raise input_error(root, "folder not found")
     stated = STATED_SIZES.get(preset.name)
     if stated is None: raise input_error(root, f"not found, and no test-set size is stated for the preset {preset.name!r}: pass --data (the kit counts it)")
