@@ -130,3 +130,14 @@ def test_reproduce_table_shows_what_others_publish(tmp_path, bmad):
     assert result.returncode == 0, result.stderr
     table = (tmp_path / "r/table.md").read_text()
     assert "- MVFA zero-shot: AUC 71.1% (" in table and "- MVFA 4-shot: AUC 82.0% (" in table and "chosen on the test set" in table
+
+
+def test_seed_name_found_in_train_and_valid_is_refused(tmp_path, bmad, capsys):
+    from ppad_nb.cli import run_script, train_command
+    root, seeds, chosen = bmad
+    (root / "train/good/img").mkdir(parents=True)
+    shutil.copy(root / "valid/good/img" / chosen[0], root / "train/good/img" / chosen[0])  # BMAD's own train/ holding the same name
+    assert run_script(train_command, [str(a) for a in train_args(root, seeds, tmp_path / "run")], prog="ppad-train") == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and f"names {chosen[0]}, which is the name of several training normals" in lines[0], lines
+    assert not (tmp_path / "run").exists()
