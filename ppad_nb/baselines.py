@@ -29,9 +29,11 @@ from .safety import check_device, check_number, check_seed, check_writable, fold
 from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
 
 # %% auto #0
-__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'TABLE_CSV_HEADER', 'Method', 'drop_period', 'build_model',
-           'split_file', 'auc_differences', 'prompt_texts', 'Reproduction', 'start_reproduction', 'reproduce',
-           'table_rows', 'markdown_table', 'write_table', 'job_devices', 'reproduce_jobs']
+__all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'PUBLISHED_ELSEWHERE', 'ZERO_SHOT_PROMPTS',
+           'TABLE_CSV_HEADER', 'Method', 'drop_period', 'build_model', 'published_elsewhere', 'split_file',
+           'auc_differences', 'prompt_texts', 'prompt_sensitivity', 'Reproduction', 'start_reproduction',
+           'prompt_sensitivity_line', 'reproduce', 'table_rows', 'markdown_table', 'write_table', 'job_devices',
+           'reproduce_jobs']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -89,6 +91,22 @@ PUBLISHED = {
               "chexzero": {"auc": (77.6, None), "ap": (78.4, None)},
               "coop": {"auc": (79.9, None), "ap": (80.9, None)}},
 }
+
+# %% ../nbs/06_baselines.ipynb #131051ef
+PUBLISHED_ELSEWHERE = {  # preset -> [(method, metric, percent, protocol)]: other methods' numbers on a benchmark outside the paper
+    "bmad-chest": [
+        ("MVFA zero-shot", "auc", 71.11, "adapters trained on the other five BMAD data sets, none of chest; CLIP ViT-L/14-336 at 240 px; AUC on test/"),
+        ("MVFA 4-shot", "auc", 81.95, "4 normal (n-0) and 4 abnormal (a-0) images of valid/, abnormal labels used in training; 50 epochs; the "
+                                      "checkpoint of the best test AUC kept (chosen on the test set); CLIP ViT-L/14-336 at 240 px"),
+    ],
+}
+
+def published_elsewhere(preset_name: str) -> list:
+    "Markdown lines: what other methods publish on this preset's benchmark, each with its protocol (none for the paper's data sets)."
+    rows = PUBLISHED_ELSEWHERE.get(preset_name, [])
+    if not rows: return []
+    return ["", "Published by others on this benchmark (not by PPAD; PPAD here: normal images only, the last epoch, threshold 0.5):"] + \
+           [f"- {method}: {METRIC_NAMES[metric]} {value:.1f}% ({protocol})" for method, metric, value, protocol in rows]
 
 # %% ../nbs/06_baselines.ipynb #c9e9107d
 def _log(message: str, quiet: bool):
@@ -174,6 +192,39 @@ def prompt_texts(model: PPAD) -> list:
     "The prompts `model` gives CLIP, decoded from its tokens (lower case, as the tokenizer reads them): one list of class prompts per region."
     from open_clip.tokenizer import _tokenizer
     return [[_tokenizer.decode([int(t) for t in row[1:int(row.argmax())]]).strip() for row in region] for region in model.tokens.cpu()]
+
+# %% ../nbs/06_baselines.ipynb #2f9c2f24
+ZERO_SHOT_PROMPTS = (("normal", "pneumonia"),  # the released pair first; each becomes "WORD." (no period on VinDr-CXR, as released)
+                     ("no pneumonia", "pneumonia"), ("healthy", "pneumonia"), ("normal chest x-ray", "pneumonia"),
+                     ("normal", "abnormal"), ("no finding", "finding"), ("clear lungs", "lung opacity"), ("no consolidation", "consolidation"))
+
+# %% ../nbs/06_baselines.ipynb #00183865
+@torch.no_grad()
+def _zero_shot_features(clip, files, batch_size: int, size: int, device: str) -> torch.Tensor:
+    "Normalised image features (N, E) of `files` as the zero-shot model sees them (no image prompt), in batches."
+    from ppad_nb.data import ImageDataset
+    model, dataset = build_model("chexzero", clip).eval(), ImageDataset(files, size)
+    parts = []
+    for start in range(0, len(dataset), batch_size):
+        images = torch.stack([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]).to(device)
+        with model.autocast(): parts.append(model.image_features(images, torch.zeros(len(images), dtype=torch.long, device=device)).float())
+    return torch.cat(parts)
+
+# %% ../nbs/06_baselines.ipynb #99a9d411
+@torch.no_grad()
+def prompt_sensitivity(clip, images, pairs=ZERO_SHOT_PROMPTS, layout: str | None = None, batch_size: int = 32, size: int = 224,
+                       device: str = "cpu") -> dict:
+    "The zero-shot AUC of each prompt pair on the labelled `images` (an ImageSet), with their mean, spread and the released (first) pair's."
+    from sklearn.metrics import roc_auc_score
+    features, labels = _zero_shot_features(clip, images.files, batch_size, size, device), np.asarray(images.labels)
+    aucs = []
+    for pair in pairs:
+        model = build_model("chexzero", clip, tuple(pair), layout).eval()
+        with model.autocast(): text = model.text_features(torch.zeros(1, dtype=torch.long, device=device))[0].float()  # (2, E)
+        probs = (model.logit_scale.float() * features @ text.T).softmax(-1)[:, 1]   # every region is the same: the score is this
+        aucs.append(float(roc_auc_score(labels, probs.cpu().numpy())))
+    return {"pairs": [list(p) for p in pairs], "auc": aucs, "released": aucs[0], "mean": float(np.mean(aucs)),
+            "std": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else 0.0, "min": float(min(aucs)), "max": float(max(aucs))}
 
 # %% ../nbs/06_baselines.ipynb #a47538ab
 @dataclass
@@ -314,6 +365,24 @@ def evaluate_method(self: Reproduction, name: str, seed, model: PPAD, made_with:
         self.log(f"{label}: evaluated (" + ", ".join(f"{METRIC_NAMES[k]} {percent(evaluation['metrics'][k])}" for k in preset.metrics) + ")")
     return read_report(report_dir)
 
+# %% ../nbs/06_baselines.ipynb #2fd586f8
+def prompt_sensitivity_line(sensitivity: dict) -> str:
+    "The zero-shot baseline's dependence on its words, as one line under the table."
+    return (f"CheXzero zero-shot over {len(sensitivity['auc'])} prompt pairs (OUT/chexzero/prompts.csv): AUC {100 * sensitivity['mean']:.1f} ± "
+            f"{100 * sensitivity['std']:.1f} (range {100 * sensitivity['min']:.1f} to {100 * sensitivity['max']:.1f}); the released pair "
+            f"'{sensitivity['pairs'][0][0]}.' / '{sensitivity['pairs'][0][1]}.': {100 * sensitivity['released']:.1f}.")
+
+@patch
+def add_prompt_sensitivity(self: Reproduction) -> dict:
+    "Score the test set with every pair of `ZERO_SHOT_PROMPTS`; write OUT/chexzero/prompts.csv and add the line to OUT/table.md."
+    sensitivity = prompt_sensitivity(self.clip, self.test_set, layout=self.preset.layout, batch_size=self.eval_batch_size,
+                                     size=self.preset.synthesis_size, device=self.device)
+    with atomic_write(self.run_dir("chexzero") / "prompts.csv", newline="") as f:
+        csv.writer(f).writerows([["normal_prompt", "abnormal_prompt", "auc_percent"]] + [[*p, round(100 * a, 2)] for p, a in zip(sensitivity["pairs"], sensitivity["auc"])])
+    table = (self.out / "table.md").read_text(encoding="utf-8")
+    with atomic_write(self.out / "table.md") as f: f.write(table + "\n" + prompt_sensitivity_line(sensitivity) + "\n")
+    return sensitivity
+
 # %% ../nbs/06_baselines.ipynb #2380b1bc
 def reproduce(preset="zhanglab",  # a preset name or a `Preset` (see `resolve_preset`)
               data=None,
@@ -332,6 +401,7 @@ def reproduce(preset="zhanglab",  # a preset name or a `Preset` (see `resolve_pr
             reports[name] = [job.evaluate_method(name, seed, *job.method_model(name, seed)) for seed in (job.seeds if METHODS[name].trained else (None,))]
         results = {name: [r["metrics"] for r in runs] for name, runs in reports.items()}
         write_table(job.out, preset, results, job.clip, auc_differences(reports))
+        if "chexzero" in methods: job.add_prompt_sensitivity()  # the zero-shot number over several prompt pairs
     return results
 
 # %% ../nbs/06_baselines.ipynb #d34b42bb
@@ -373,6 +443,7 @@ def markdown_table(preset: Preset, results: dict, clip=None, differences: dict |
     lines += ["| method | seeds | " + " | ".join(f"{METRIC_NAMES[m]} (%) | paper" for m in preset.metrics) + (" | AUC - ppad [95% CI]" if differences else "") + " |",
               "| --- | --- | " + " | ".join("--- | ---" for _ in preset.metrics) + (" | ---" if differences else "") + " |"]
     lines += [f"| {name} | {len(per_seed)} | " + " | ".join(_table_cells(name, per_seed, preset, differences)) + " |" for name, per_seed in results.items()]
+    lines += published_elsewhere(preset.name)  # benchmarks outside the paper: what others publish, with their protocol
     lines += ["", f"Mean ± sample standard deviation over seeds; ACC and F1 at the threshold 0.5. CLIP: `{source.get('spec', '?')}`"
               + (f" (SHA-256 {source['sha256'][:16]}...)." if source.get("sha256") else "."),
               "Methods: " + "; ".join(f"`{n}`: {METHODS[n].description}" for n in results) + "."]

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 
@@ -19,8 +21,9 @@ from .data import bundled_sample, load_image, to_tensor
 from .synthesis import reference_synthesize_anomaly, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['time_calls', 'bench_sas', 'bench_infer', 'bench_train', 'report_sas', 'report_infer', 'report_train', 'bench_parser',
-           'bench', 'main']
+__all__ = ['STATED_SIZES', 'time_calls', 'bench_sas', 'bench_infer', 'bench_train', 'budget_sizes', 'measure_costs',
+           'project_budget', 'budget', 'report_budget', 'budget_line', 'report_sas', 'report_infer', 'report_train',
+           'bench_parser', 'bench', 'main']
 
 # %% ../nbs/09_bench.ipynb #59e0388f
 def time_calls(function, count: int, warmup: int = 5) -> np.ndarray:
@@ -158,6 +161,148 @@ def bench_train(backbone: str = "random:ViT-B-32", batch_size: int = 16, repeats
                       max_abs_score_diff=float((probs[precision] - probs["fp32"]).abs().max()))
     return result
 
+# %% ../nbs/09_bench.ipynb #7e879851
+STATED_SIZES = {  # test sets as METHOD.md states them, for presets whose data is not on this machine
+    "zhanglab": {"test": 624, "source": "METHOD.md: 234 normal + 390 pneumonia test images (SQUID release)"},
+    "vindr": {"test": 2000, "train_normals": 4000, "source": "METHOD.md: 1000 + 1000 test images, 4000 normal training images (Med-AD data.json)"},
+}
+
+# %% ../nbs/09_bench.ipynb #3f6d37fd
+def budget_sizes(preset, data=None) -> dict:
+    "Test images and held-out normals scored per run: counted when the data folder is here, else as stated (`STATED_SIZES`)."
+    from ppad_nb.config import data_root, input_error
+    from ppad_nb.data import HELDOUT_LIMIT, read_dataset
+    root = data_root(preset, data)
+    if root.is_dir():
+        normals = len(read_dataset(root, preset.layout, "train").normals())
+        return {"test_images": len(read_dataset(root, preset.layout, "test")), "heldout_images": min(HELDOUT_LIMIT, max(0, normals - preset.shots)),
+                "sizes": "counted", "sizes_from": "the bundled sample" if preset.root == "bundled" and data is None else str(root)}
+    if data is not None: raise input_error(root, "folder not found")
+    stated = STATED_SIZES.get(preset.name)
+    if stated is None: raise input_error(root, f"not found, and no test-set size is stated for the preset {preset.name!r}: pass --data (the kit counts it)")
+    heldout = min(HELDOUT_LIMIT, stated.get("train_normals", preset.shots + HELDOUT_LIMIT) - preset.shots)  # the cap, when the count is not stated
+    return {"test_images": stated["test"], "heldout_images": heldout, "sizes": "assumed",
+            "sizes_from": stated["source"] + ("" if "train_normals" in stated else f"; held-out normals assumed at the cap of {HELDOUT_LIMIT}")}
+
+# %% ../nbs/09_bench.ipynb #4b042e16
+def _peak_rss_mb() -> float:
+    "The process's peak resident memory so far, in MiB (Linux reports KiB, macOS bytes)."
+    import resource
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+def _cpu_name() -> str:
+    "The CPU's model name, as /proc/cpuinfo gives it (else the platform's)."
+    import platform
+    try: return next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name"))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
+
+# %% ../nbs/09_bench.ipynb #bf0c4299
+def _budget_model(backbone: str, precision: str, device: str):
+    "An untrained PPAD on `backbone` at `precision` (timings do not depend on what the weights are)."
+    import warnings
+    from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return PPAD(load_clip(backbone, device=device, precision=precision))
+
+# %% ../nbs/09_bench.ipynb #a867869e
+def _step_seconds(model, batch_size: int, repeats: int, device: str) -> float:
+    "Median seconds of a training step (forward, backward, SGD) on `batch_size` real X-rays, after one untimed step."
+    from ppad_nb.train import ppad_loss, prompt_optimizer
+    optimizer = prompt_optimizer(model)[0]
+    images, regions, targets = _training_batch(batch_size, device)
+    def step():
+        loss = ppad_loss(model(images, regions), targets)
+        optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()
+        _synchronize(device)
+    model.train(); step()
+    try: return float(np.median(_alternate({"step": step}, repeats)["step"]))
+    finally: model.eval()
+
+# %% ../nbs/09_bench.ipynb #7f2da305
+def measure_costs(backbone: str = "random:ViT-B-32", precision: str = "fp32", device: str = "cpu", size: int = 224,
+                  batch_size: int = 4,  # images per timed scoring batch and training step (scaled per image)
+                  repeats: int = 2) -> dict:
+    "Seconds of one prediction (one image, five regions), the peak memory after it, training seconds per image, scoring images per second."
+    from ppad_nb.evaluate import score_images
+    model, files = _budget_model(backbone, precision, device), bundled_sample("test").files
+    batch = [files[i % len(files)] for i in range(batch_size)]
+    predict = lambda: score_images(model, files[:1], batch_size=1, size=size, device=device, progress=False)  # what ppad-predict does after loading
+    score = lambda: score_images(model, batch, batch_size=batch_size, size=size, device=device, progress=False)
+    predict()  # warm-up
+    seconds = _alternate({"predict": predict, "score": score}, repeats)
+    costs = {"predict_s": float(np.median(seconds["predict"])), "peak_rss_mb": round(_peak_rss_mb(), 1),
+             "images_per_s": batch_size / float(np.median(seconds["score"]))}
+    if device.startswith("cuda"):
+        import torch
+        costs["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    step_s = _step_seconds(model, batch_size, repeats, device)
+    return {**costs, "measured_step_s": step_s, "train_s_per_image": step_s / batch_size, "measure_batch": batch_size, "repeats": repeats}
+
+# %% ../nbs/09_bench.ipynb #49310a6c
+def project_budget(costs: dict, preset, sizes: dict, methods, seeds) -> dict:
+    "One seed's and the whole table's seconds, from measured `costs`, the preset's training numbers and the data `sizes`."
+    from ppad_nb.baselines import METHODS
+    per_epoch = math.ceil(preset.shots / preset.batch_size)
+    steps, step_s = per_epoch * preset.epochs, costs["train_s_per_image"] * preset.shots / per_epoch
+    scored = sizes["test_images"] + sizes["heldout_images"]
+    seed_s = steps * step_s + scored / costs["images_per_s"]
+    trained = [m for m in methods if METHODS[m].trained]
+    runs, zero_shot_runs = len(trained) * len(seeds), len(methods) - len(trained)
+    zero_shot_s = sizes["test_images"] / costs["images_per_s"]
+    return {"shots": preset.shots, "batch_size": preset.batch_size, "epochs": preset.epochs, "steps_per_seed": steps, "step_s": step_s,
+            "scored_images_per_seed": scored, "seed_s": seed_s, "methods": list(methods), "seeds": list(seeds), "runs": runs,
+            "zero_shot_runs": zero_shot_runs, "zero_shot_s": zero_shot_s, "table_s": runs * seed_s + zero_shot_runs * zero_shot_s}
+
+# %% ../nbs/09_bench.ipynb #f64a4410
+def _duration(seconds: float) -> str:
+    "Seconds as a person reads them: s, min, h or days."
+    for unit, size, limit in (("s", 1, 90), ("min", 60, 90 * 60), ("h", 3600, 48 * 3600)):
+        if seconds < limit: return f"{seconds / size:.0f} {unit}" if unit != "h" else f"{seconds / size:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+# %% ../nbs/09_bench.ipynb #322535a4
+def budget(preset="zhanglab",                 # a preset name or a `Preset`
+           backbone: str = "random:ViT-B-32",  # the CLIP to time: a weights file or random:...
+           precision: str = "fp32", device: str = "cpu", data=None,
+           methods=None,   # default: every method of the table
+           seeds=None,     # default: the preset's
+           batch_size: int = 4, repeats: int = 2, settings=None) -> dict:
+    "Measure one prediction, a training step and scoring on this machine, and project one seed and the preset's whole table."
+    from ppad_nb.baselines import METHODS, _check_options, _checked_seeds
+    from ppad_nb.model import PRECISIONS
+    from ppad_nb.safety import check_device, check_number
+    from ppad_nb.train import resolve_preset
+    preset = resolve_preset(preset, settings)
+    if precision not in PRECISIONS: raise PPADError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    methods = list(METHODS) if methods is None else list(methods)
+    _check_options(methods)
+    seeds = _checked_seeds(preset, seeds)
+    for value, name in ((batch_size, "--measure-batch"), (repeats, "--repeats")): check_number(value, name, 1, integer=True)
+    sizes = budget_sizes(preset, data)  # before any timing: a missing size is one line, at once
+    costs = measure_costs(backbone, precision, check_device(device), preset.synthesis_size, batch_size, repeats)
+    return {"bench": "budget", "preset": preset.name, "backbone": str(backbone), "precision": precision, "device": device, "cpu": _cpu_name(),
+            "date": time.strftime("%Y-%m-%d"), **costs, **sizes, **project_budget(costs, preset, sizes, methods, seeds)}
+
+# %% ../nbs/09_bench.ipynb #7ff0afab
+def report_budget(result: dict) -> str:
+    "The budget as a few readable lines."
+    r = result
+    per_step = f"{r['steps_per_seed']} steps x {r['step_s']:.3g} s + {r['scored_images_per_seed']} images / {r['images_per_s']:.3g} per s"
+    return "\n".join([
+        f"ppad-bench budget: {r['preset']} with {r['backbone']} ({r['precision']}) on {r['device']} ({r['cpu']}), {r['date']}",
+        f"one prediction (ppad-predict, one image, five regions): {r['predict_s']:.3g} s; peak memory {r['peak_rss_mb']:.0f} MiB",
+        f"one seed: {per_step} = {_duration(r['seed_s'])}",
+        f"the table ({len(r['methods'])} methods, {len(r['seeds'])} seeds: {r['runs']} trained runs + {r['zero_shot_runs']} zero-shot): {_duration(r['table_s'])}",
+        f"sizes {r['sizes']}: {r['test_images']} test images, {r['heldout_images']} held-out normals ({r['sizes_from']})",
+        f"steps timed at {r['measure_batch']} images, scaled per image; median of {r['repeats']}"])
+
+def budget_line(result: dict) -> str:
+    "The projection in one line, as `ppad-reproduce` prints it before it starts."
+    return (f"projected on this machine ({result['device']}, {result['precision']}): one seed about {_duration(result['seed_s'])}, "
+            f"all {result['runs'] + result['zero_shot_runs']} runs about {_duration(result['table_s'])} (ppad-bench budget --preset {result['preset']} explains it)")
+
 # %% ../nbs/09_bench.ipynb #078b1dc8
 def report_sas(result: dict) -> str:
     "The `sas` result as a readable table."
@@ -205,13 +350,29 @@ def _add_model_options(command, unit: str, units: str):
     command.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     add_options(command, "precision")  # another precision is timed alternately with float32, in the same run
 
+# %% ../nbs/09_bench.ipynb #26599f5d
+def _add_budget_options(command):
+    "The options of `ppad-bench budget`."
+    from ppad_nb.baselines import METHODS
+    command.add_argument("--preset", required=True, help="the preset to project: zhanglab, chexpert, vindr, rsna, bmad-chest, demo (settings.ini)")
+    command.add_argument("--backbone", default="random:ViT-B-32", help="CLIP weights file or random:ViT-B-32 / random:tiny (default random:ViT-B-32)")
+    command.add_argument("--precision", default="fp32", help="fp32 (default), release or bf16")  # checked by `budget`: one line, not argparse's two
+    command.add_argument("--data", default=None, help="data folder to count (default: the preset's root; sizes as stated when it is absent)")
+    command.add_argument("--methods", nargs="+", default=None, help=f"methods of the table (default: all: {' '.join(METHODS)})")
+    command.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds of the table (default: the preset's)")
+    command.add_argument("--measure-batch", type=int, default=4, help="images per timed step and scoring batch (default 4)")
+    command.add_argument("--repeats", type=int, default=2, help="timed repeats (default 2)")
+    command.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    command.add_argument("--settings", default=None, help="settings file with the presets (default: the kit's settings.ini)")
+    command.add_argument("--json", action="store_true", help="print one JSON object instead of the lines")
+
 # %% ../nbs/09_bench.ipynb #a4d5de9b
 def bench_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppad-bench", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Measure the kit's hot paths; --json prints one JSON object per line.",
-        epilog="examples:\n  ppad-bench sas\n  ppad-bench sas --draws 2000 --json")
-    commands = parser.add_subparsers(dest="bench", required=True, metavar="{sas,infer,train}")
+        epilog="examples:\n  ppad-bench sas\n  ppad-bench sas --draws 2000 --json\n  ppad-bench budget --preset zhanglab --backbone random:ViT-B-32 --json")
+    commands = parser.add_subparsers(dest="bench", required=True, metavar="{sas,infer,train,budget}")
     sas = commands.add_parser("sas", help="milliseconds per synthesized anomaly (SAS)")
     sas.add_argument("--draws", type=int, default=500, help="timed draws (default 500)")
     sas.add_argument("--reference-draws", type=int, default=20, help="timed draws of the slow reference (default 20; 0 skips it)")
@@ -221,6 +382,7 @@ def bench_parser() -> argparse.ArgumentParser:
     infer = commands.add_parser("infer", help="images per second of scoring (five regions), next to five bare encode_image passes")
     train = commands.add_parser("train", help="seconds per training step (forward, backward, optimiser step)")
     for command, unit, units in ((infer, "batch", "batches"), (train, "step", "steps")): _add_model_options(command, unit, units)
+    _add_budget_options(commands.add_parser("budget", help="how long one prediction, one seed and a preset's whole table take on this machine"))
     return parser
 
 # %% ../nbs/09_bench.ipynb #b698f511
@@ -231,6 +393,9 @@ def bench(argv=None):
         if args.draws < 1 or args.reference_draws < 0: raise PPADError("--draws must be at least 1 and --reference-draws at least 0")
         result = bench_sas(args.draws, args.reference_draws, args.size, args.seed)
         print(json.dumps(result) if args.json else report_sas(result))
+    elif args.bench == "budget":
+        result = budget(args.preset, args.backbone, args.precision, args.device, args.data, args.methods, args.seeds, args.measure_batch, args.repeats, args.settings)
+        print(json.dumps(result) if args.json else report_budget(result))
     else:
         if args.batch_size < 1 or args.repeats < 1: raise PPADError("--batch-size and --repeats must be at least 1")
         measure, report = {"infer": (bench_infer, report_infer), "train": (bench_train, report_train)}[args.bench]

@@ -222,7 +222,8 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="run folder")
     add_options(parser, "epochs", "shots", "batch-size", "patch-sources")
     parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
-    parser.add_argument("--shots-file", default=None, help="reuse an exact split: the shots.csv of an earlier run (each file checked by its SHA-256)")
+    parser.add_argument("--shots-file", default=None, help="reuse an exact split: the shots.csv of an earlier run (each file checked by its SHA-256), "
+                        "or MVFA's few-shot file (its n-SEED line; its a- lines, abnormal images, are not used)")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     add_options(parser, "workers", "device")
@@ -346,6 +347,15 @@ def reproduce_parser() -> argparse.ArgumentParser:
                         "are visible, else the CPU threads shared out; the results are those of a serial run (default 1)")
     return parser
 
+# %% ../nbs/08_cli.ipynb #38af0c22
+def _announce_budget(preset, args):
+    "Print the projected time of the reproduction on this machine (`ppad-bench budget`); say nothing when it cannot be measured."
+    from ppad_nb.bench import budget, budget_line  # ppad-bench's measurement; bench comes after cli in the chapters (see 09_bench)
+    try: result = budget(preset, clip_weights_path(args.clip_weights, required=True), args.precision, args.device or default_device(),
+                         args.data, args.methods, args.seeds, batch_size=2, repeats=1)
+    except PPADError: return  # the reproduction's own checks then say what is wrong, in their words
+    print(budget_line(result), flush=True)
+
 # %% ../nbs/08_cli.ipynb #3387545d
 def reproduce_command(argv=None):
     "The `ppad-reproduce` command."
@@ -356,6 +366,7 @@ def reproduce_command(argv=None):
     preset = resolve_preset(args.preset, args.settings, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, patch_sources=args.patch_sources)
     shared = dict(data=args.data, clip=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out, workers=args.workers,
                   device=args.device, splits=args.splits, precision=args.precision, overwrite=args.overwrite)
+    _announce_budget(preset, args)  # minutes or days: one line before any work
     try:
         if args.jobs != 1: reproduce_jobs(preset, jobs=args.jobs, **shared)  # the serial pass then finds every run finished, evaluates each, writes the table
         reproduce(preset, **shared)

@@ -19,11 +19,12 @@ from .config import BUNDLED_SAMPLE, PPADError, assets_path, atomic_write, input_
 
 # %% auto #0
 __all__ = ['IMAGE_SIZE', 'REGION_NAMES', 'REGION_LABELS', 'REGION_BOXES', 'IMAGE_SUFFIXES', 'DICOM_SUFFIXES', 'MIN_SIDE',
-           'DICOM_DECODERS', 'MEAN', 'STD', 'LABEL_NAMES', 'READERS', 'HELDOUT_LIMIT', 'region_masks', 'region_box',
-           'is_dicom', 'read_grayscale', 'load_image', 'voi_window', 'read_dicom', 'write_dicom', 'to_tensor',
-           'ImageDataset', 'ImageSet', 'list_images', 'read_zhanglab', 'read_kermany', 'read_chexpert', 'read_folder',
-           'read_vindr', 'detect_layout', 'read_dataset', 'sample_shots', 'file_digest', 'write_shot_manifest',
-           'read_shot_manifest', 'heldout_normals', 'bundled_sample']
+           'DICOM_DECODERS', 'MEAN', 'STD', 'LABEL_NAMES', 'READERS', 'MVFA_LINE', 'HELDOUT_LIMIT', 'region_masks',
+           'region_box', 'is_dicom', 'read_grayscale', 'load_image', 'voi_window', 'read_dicom', 'write_dicom',
+           'to_tensor', 'ImageDataset', 'ImageSet', 'list_images', 'read_zhanglab', 'read_kermany', 'read_chexpert',
+           'read_folder', 'read_vindr', 'detect_layout', 'read_dataset', 'read_bmad', 'read_rsna', 'sample_shots',
+           'file_digest', 'write_shot_manifest', 'read_shot_manifest', 'read_mvfa_shots', 'read_shots_file',
+           'heldout_normals', 'bundled_sample']
 
 # %% ../nbs/01_data.ipynb #54fd4df9
 IMAGE_SIZE = 224  # CLIP ViT-B/32 input side; the regions are defined on this grid
@@ -496,6 +497,30 @@ def read_dataset(root, layout: str = "auto", split: str = "test") -> ImageSet:
     if layout not in READERS: raise PPADError(f"unknown layout {layout!r} (known: {', '.join(READERS)}, auto)")
     return READERS[layout](root, split)
 
+# %% ../nbs/01_data.ipynb #b599ef56
+def read_bmad(root, split: str = "test") -> ImageSet:
+    "BMAD's layout: normals of `train/good/img` and `valid/good/img` to train on, `test/{good,Ungood}/img` to test; `valid/Ungood` is not used."
+    root = _check(root, split)
+    if split == "test":
+        folder = _child(root, "test")
+        return _from_folders(root, "bmad", split, _child(_child(folder, "good"), "img"), _child(_child(folder, "Ungood"), "img"))
+    folders = [_child(_child(_child(root, name), "good"), "img") for name in ("train", "valid")]
+    if not any(f.is_dir() for f in folders):
+        raise input_error(root, "has neither train/good/img nor valid/good/img: not the BMAD layout (its normal images)")
+    files = sorted((f for folder in folders if folder.is_dir() for f in list_images(folder)), key=str)
+    return ImageSet(root, "bmad", split, files, [0] * len(files))
+
+# %% ../nbs/01_data.ipynb #66df5676
+def read_rsna(root, split: str = "test") -> ImageSet:
+    "RSNA in the Med-AD layout (DDAD, MedIAnomaly): `data.json` listing files under `images/`, in `root` or `root/RSNA`."
+    root = _check(root, split)
+    if not (root / "data.json").is_file() and (root / "RSNA" / "data.json").is_file(): root = root / "RSNA"
+    result = read_vindr(root, split)  # the same index format as VinDr-CXR's
+    result.layout = "rsna"
+    return result
+
+READERS.update(bmad=read_bmad, rsna=read_rsna)
+
 # %% ../nbs/01_data.ipynb #5dbe3be3
 def sample_shots(files, shots: int = 64, seed: int = 0) -> list:
     "`shots` files drawn at random with `seed`, independent of the order they are listed in."
@@ -564,6 +589,61 @@ def read_shot_manifest(path, root, empty_ok: bool = False) -> list:
         if row.get("sha256") and file_digest(file) != row["sha256"].strip().lower():
             raise input_error(file, f"differs from the file {path.name} was written for (SHA-256 changed): not the same split")
     return files
+
+# %% ../nbs/01_data.ipynb #8ca26f56
+MVFA_LINE = r"([na])-(\d+):(.*)"  # one draw: n-K (normal images) or a-K (abnormal images), then the file names
+
+def _mvfa_lines(path: Path) -> dict:
+    "{(kind, draw): [names]} of an MVFA few-shot file, each line checked (format, plain names, no name twice)."
+    import re
+    try: text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError: raise input_error(path, "not a text file (it is not UTF-8)") from None
+    lines = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip(): continue
+        match = re.fullmatch(MVFA_LINE, line.strip())
+        if match is None: raise input_error(path, f"line {number} is not 'n-K: names' or 'a-K: names' (MVFA's few-shot format): {line.strip()[:40]!r}")
+        key, names = (match[1], int(match[2])), match[3].split()
+        if key in lines: raise input_error(path, f"line {number}: {match[1]}-{match[2]} appears twice")
+        lines[key] = names
+    return lines
+
+# %% ../nbs/01_data.ipynb #45c760eb
+def _check_mvfa_names(path: Path, label: str, names: list):
+    "Plain, distinct image file names, at least one."
+    if not names: raise input_error(path, f"line {label} names no image")
+    for name in names:
+        if name in (".", "..") or "/" in name or "\\" in name or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+            raise input_error(path, f"line {label} names {name[:60]!r}, which is not a plain image file name")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated: raise input_error(path, f"line {label} names {repeated[0]} more than once")
+
+# %% ../nbs/01_data.ipynb #6a243091
+def read_mvfa_shots(path, normals, draw: int = 0) -> tuple:
+    "(files, record): the training normals the `n-draw` line of an MVFA few-shot file names, in its order, and what was (not) used."
+    path, lines = Path(path), _mvfa_lines(Path(path))
+    for (kind, number), names in sorted(lines.items()): _check_mvfa_names(path, f"{kind}-{number}", names)
+    if ("n", draw) not in lines:
+        have = ", ".join(f"n-{k}" for t, k in sorted(lines) if t == "n") or "none"
+        raise input_error(path, f"has no line n-{draw} for seed {draw} (it has: {have}); pass --seed to pick a draw")
+    by_name = {}
+    for f in normals: by_name.setdefault(Path(f).name, []).append(Path(f))
+    for name in lines[("n", draw)]:
+        if len(by_name.get(name, [])) != 1:
+            raise input_error(path, f"line n-{draw} names {name}, which is {'not a normal training image' if name not in by_name else 'the name of several training normals'} of the data folder")
+    unused = lines.get(("a", draw), [])
+    return [by_name[n][0] for n in lines[("n", draw)]], {"format": "mvfa", "line": f"n-{draw}", "abnormal_not_used": len(unused),
+            "note": f"line a-{draw} ({len(unused)} abnormal images) not used: PPAD trains on normal images only"}
+
+# %% ../nbs/01_data.ipynb #777dffad
+def read_shots_file(path, root, normals, seed: int = 0) -> tuple:
+    "(files, record) of a `--shots-file`: MVFA's few-shot text file (`.txt`, or lines `n-K: ...`), else a shot manifest (`shots.csv`)."
+    import re
+    path = Path(path)
+    if path.is_file():
+        with open(path, "rb") as f: head = f.read(64).decode("utf-8", "replace")
+        if path.suffix.lower() == ".txt" or re.match(r"\s*[na]-\d+:", head): return read_mvfa_shots(path, normals, seed)
+    return read_shot_manifest(path, root), {"format": "manifest"}
 
 # %% ../nbs/01_data.ipynb #d119ae2f
 HELDOUT_LIMIT = 500  # held-out normals recorded per run (a seeded sample when there are more)

@@ -21,7 +21,7 @@ from fastcore.basics import patch
 
 from .config import (PPADError, Preset, atomic_write, clip_weights_path, data_root, existing_data_root, default_device, figure_png,
                             check_preset, get_preset, input_error, preset_from_dict, versions)
-from .data import (REGION_LABELS, heldout_normals, load_image, file_digest, read_dataset, read_shot_manifest, sample_shots, to_tensor,
+from .data import (REGION_LABELS, heldout_normals, load_image, file_digest, read_dataset, read_shot_manifest, read_shots_file, sample_shots, to_tensor,
                           write_shot_manifest)
 from .model import PPAD, load_clip, read_checkpoint, resolve_clip
 from .safety import TEMP_PREFIX, check_device, check_finite, check_number, check_seed, check_writable, count_nonfinite, folder_lock
@@ -336,13 +336,13 @@ def _diverged(run_dir, step: int, epoch: int, what: str) -> PPADError:
     return PPADError(f"training stopped at iteration {step} (epoch {epoch + 1}): {what}; {kept}. Lower --lr, or check the CLIP weights and the data")
 
 # %% ../nbs/04_train.ipynb #ec55ee00
-def _reused_shots(shots_file, root: Path, normals, preset: Preset) -> list:
-    "The shots of a split written by an earlier run (`shots.csv`), each file checked by its SHA-256 and against the training normals."
-    shots, known = read_shot_manifest(shots_file, root), {Path(f) for f in normals}
+def _reused_shots(shots_file, root: Path, normals, preset: Preset, seed: int = 0) -> tuple:
+    "(shots, record) of a split written by an earlier run (`shots.csv`, each file checked by its SHA-256) or MVFA's few-shot file, checked against the training normals."
+    (shots, record), known = read_shots_file(shots_file, root, normals, seed), {Path(f) for f in normals}
     strangers = [f for f in shots if Path(f) not in known]
     if strangers: raise input_error(strangers[0], f"is listed in {Path(shots_file).name} but is not a normal training image of {root}")
     if len(shots) != preset.shots: raise input_error(shots_file, f"lists {len(shots)} shots, not {preset.shots}: pass --shots {len(shots)}")
-    return shots
+    return shots, record
 
 # %% ../nbs/04_train.ipynb #0bada4b3
 @dataclass
@@ -361,6 +361,7 @@ class Run:
     scheduler: object = None
     history: list = field(default_factory=list)  # one dict per iteration: iteration, epoch, loss, lr
     started: float = field(default_factory=time.time)
+    shots_from: dict | None = None   # the shots file's format and what of it was used (MVFA's a- lines are not)
 
 # %% ../nbs/04_train.ipynb #8942d935
 @patch(as_prop=True)
@@ -381,10 +382,11 @@ def start_run(preset: Preset, seed: int = 0, data=None, out=None, resume: bool =
     if checkpoint is not None: _check_resumable(checkpoint, preset, seed, run_dir)
     root = existing_data_root(preset, data)
     normals = read_dataset(root, preset.layout, "train").normals()
-    shots = sample_shots(normals, preset.shots, seed) if shots_file is None else _reused_shots(shots_file, root, normals, preset)
+    shots, shots_from = (sample_shots(normals, preset.shots, seed), None) if shots_file is None else _reused_shots(shots_file, root, normals, preset, seed)
     if checkpoint is not None and _relative(shots, root) != checkpoint["shots"]:
         raise input_error(run_dir, "was trained on other shots than this data folder gives for its seed; resume with the same --data")
-    return Run(preset, seed, root, run_dir, normals, shots, checkpoint, None if shots_file is None else file_digest(shots_file))
+    return Run(preset, seed, root, run_dir, normals, shots, checkpoint, None if shots_file is None else file_digest(shots_file),
+               shots_from=shots_from and {"file": Path(shots_file).name, **shots_from})  # recorded in run.json
 
 # %% ../nbs/04_train.ipynb #32d6429d
 def prompt_model(clip, preset: Preset, seed: int, device: str = "cpu",
@@ -415,7 +417,7 @@ def write_state(self: Run, finished: bool = False):
     state = {"finished": finished, "epochs_done": self.epochs_done, "iterations": len(history),
              "final_loss": history[-1]["loss"] if history else None, "seconds": round(time.time() - self.started, 1),
              "preset": asdict(self.preset), "seed": self.seed, "model": model.model_config(), "data": str(self.root),
-             "clip": getattr(model.clip, "ppad_source", {}), "split_sha256": self.split_sha256, "versions": versions()}
+             "clip": getattr(model.clip, "ppad_source", {}), "split_sha256": self.split_sha256, "shots_from": self.shots_from, "versions": versions()}
     with atomic_write(self.run_dir / "run.json") as f: json.dump(state, f, indent=1)
 
 # %% ../nbs/04_train.ipynb #f202561b
