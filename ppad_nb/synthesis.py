@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy.spatial import ConvexHull, QhullError
 
 from .config import PPADError, figure_png
-from .data import IMAGE_SIZE, REGION_BOXES, REGION_LABELS, REGION_NAMES, load_image
+from .data import IMAGE_SIZE, REGION_BOXES, REGION_LABELS, REGION_NAMES, REGION_TAGS, load_image
 
 # %% auto #0
 __all__ = ['N_POINTS', 'CONTROL_SIGMA', 'CURVE_SAMPLES', 'DILATION', 'STRENGTHS', 'Draws', 'blob_size', 'random_points',
@@ -400,7 +400,8 @@ def synthesized_tiles(files, count: int = 16, seed: int = 0, region=None, streng
             result = paste_patch(image, load_image(source_file, size), chosen_region, rng=rng)
             label = f"opacity={result.strength:.2f}"
         tile = outlined_tile(result, show_outline)
-        yield tile, f"{file.stem} {REGION_LABELS[chosen_region]} {label}", {"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre}
+        # the region holds the blob's centre; the blob may reach outside it, as released. Said first: long file names are cut
+        yield tile, f"centre {REGION_TAGS[chosen_region]} {label} {file.stem}", {"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre}
 
 # %% ../nbs/02_synthesis.ipynb #87c81f40
 def synthesize_grid(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",

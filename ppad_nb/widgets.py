@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .config import PPADError, figure_png
-from .data import IMAGE_SIZE, LABEL_NAMES, REGION_BOXES, REGION_LABELS, REGION_NAMES, bundled_sample, load_image, to_tensor
+from .data import (IMAGE_SIZE, LABEL_NAMES, REGION_BOXES, REGION_LABELS, REGION_NAMES, REGION_READER_LABELS, REGION_TAGS, bundled_sample,
+                          load_image, to_tensor)
 from .evaluate import CONFIDENT, aggregate
 from .learned import mask_embedding_norms  # the image prompt's norm per patch, from chapter 04a
 from .synthesis import STRENGTHS, Synthesis, synthesis_panels, synthesize_anomaly
@@ -43,7 +44,7 @@ class SynthesisExplorer:
 def _make_controls(self: SynthesisExplorer, seed: int):
     "Dropdowns for image, region and strength, the seed, and the new-draw button, each redrawing on change."
     self.image = widgets.Dropdown(options=[(f.name, i) for i, f in enumerate(self.files)], value=0, description="image")
-    self.region = widgets.Dropdown(options=[(f"{i}: {label} ('{name}')", i) for i, (label, name) in enumerate(zip(REGION_LABELS, REGION_NAMES))],
+    self.region = widgets.Dropdown(options=[(f"{i}: {label} ('{name}')", i) for i, (label, name) in enumerate(zip(REGION_READER_LABELS, REGION_NAMES))],
                                    value=4, description="region")
     self.strength = widgets.Dropdown(options=[("random", "random")] + [(f"{w:g} ({'brighter' if w < 0 else 'darker'})", w) for w in STRENGTHS],
                                      value="random", description="strength")
@@ -97,7 +98,7 @@ LABEL_SPOTS = ((50, 112), (174, 112), (112, 60), (112, 172), (112, 212))  # (x, 
 def decision_rule(probs, threshold: float = CONFIDENT) -> str:
     "Which branch of `aggregate` decides the score of these five region probabilities."
     top = float(np.max(probs))
-    return f"max: region {int(np.argmax(probs))} ({REGION_LABELS[int(np.argmax(probs))]}) is above {threshold}" if top > threshold \
+    return f"max: region {int(np.argmax(probs))} ({REGION_READER_LABELS[int(np.argmax(probs))]}) is above {threshold}" if top > threshold \
         else f"mean: no region is above {threshold}"
 
 # %% ../nbs/07_widgets.ipynb #f290d95d
@@ -116,7 +117,7 @@ def _draw_regions(ax, image: np.ndarray, probs: np.ndarray, title: str = ""):
 # %% ../nbs/07_widgets.ipynb #19969049
 def _draw_bars(ax, probs: np.ndarray, score: float):
     "The five probabilities as bars, with the 0.8 line and the score."
-    bars = ax.barh([f"{r}: {REGION_LABELS[r]}" for r in range(5)], probs, color=REGION_COLOURS)
+    bars = ax.barh([f"{r}: {REGION_READER_LABELS[r]}" for r in range(5)], probs, color=REGION_COLOURS)
     ax.axvline(CONFIDENT, color="gray", ls="--", lw=1); ax.axvline(score, color="black", lw=1.5)
     ax.set_xlim(0, 1); ax.invert_yaxis()
     ax.set_title(f"score {score:.3f} ({decision_rule(probs)})", fontsize=9)
@@ -164,7 +165,7 @@ def update(self: RegionPromptViewer, change=None):
     self.score, self.rule = float(aggregate(self.probs[None])[0]), decision_rule(self.probs)
     self.view.value = region_panels(np.array(picture) if self.size == IMAGE_SIZE else load_image(file), self.probs, self.norms, title=file.name)
     self.caption.value = f"<b>{file.name}</b>: score {self.score:.4f} ({self.rule}); " + \
-        ", ".join(f"{REGION_LABELS[r]} {p:.4f}" for r, p in enumerate(self.probs))
+        ", ".join(f"{REGION_TAGS[r]} {p:.4f}" for r, p in enumerate(self.probs))
 
 # %% ../nbs/07_widgets.ipynb #cab7ac03
 @patch
@@ -215,7 +216,7 @@ def show_report(self: ResultsDashboard, change=None):
 def show_image(self: ResultsDashboard, change=None):
     "Show the chosen image with its region probabilities."
     i = self.image.value
-    file = Path(self.current["metrics"]["root"]) / self.current["files"][i]
+    file = self.current["root"] / self.current["files"][i]
     self.detail.value = region_panels(load_image(file), self.current["probs"][i],
                                       title=f"{self.current['files'][i]} ({LABEL_NAMES[int(self.current['labels'][i])]})")
 
