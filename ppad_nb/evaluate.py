@@ -20,7 +20,7 @@ __all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESH
            'CALIBRATION_BINS', 'REPORT_FILES', 'aggregate', 'score_images', 'write_scores', 'read_scores',
            'compute_metrics', 'percent', 'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci',
            'paired_auc_difference', 'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points',
-           'calibration', 'evaluate', 'score_range', 'score_span', 'report_path', 'resolve_report_path', 'percent_ci',
+           'calibration', 'score_range', 'score_span', 'evaluate', 'report_path', 'resolve_report_path', 'percent_ci',
            'random_weights_note', 'write_report', 'read_report', 'metrics_line']
 
 # %% ../nbs/05_evaluate.ipynb #a8ff409c
@@ -273,6 +273,17 @@ def calibration(labels, scores, bins: int = CALIBRATION_BINS) -> dict:
     ece = sum(r["n"] * abs(r["fraction_abnormal"] - r["mean_score"]) for r in rows) / len(scores)
     return {"ece": float(ece), "bins": rows}
 
+# %% ../nbs/05_evaluate.ipynb #e5a10002
+def score_range(scores, min_width: float = 0.02) -> tuple:
+    "The axis of a score plot: the scores' own range, padded (at least `min_width` wide), within [0, 1]."
+    low, high = float(np.min(scores)), float(np.max(scores))
+    pad = max(0.05 * (high - low), (min_width - (high - low)) / 2)
+    return max(0.0, low - pad), min(1.0, high + pad)
+
+def score_span(scores) -> str:
+    "The range of the scores in words: 'all 40 scores in 0.503-0.519'."
+    return f"all {len(scores)} scores in {np.min(scores):.3f}-{np.max(scores):.3f}"
+
 # %% ../nbs/05_evaluate.ipynb #2048fe10
 def _reliability_png(calibrated: dict) -> bytes:
     "Reliability diagram: fraction abnormal against mean score per equal-count bin, on an axis fitted to the bin means."
@@ -300,17 +311,6 @@ def evaluate(model, images, batch_size: int = 32, size: int = IMAGE_SIZE, device
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout: result["heldout_scores"] = score_images(model, heldout, batch_size, size, device, progress)["scores"]
     return result
-
-# %% ../nbs/05_evaluate.ipynb #e5a10002
-def score_range(scores, min_width: float = 0.02) -> tuple:
-    "The axis of a score plot: the scores' own range, padded (at least `min_width` wide), within [0, 1]."
-    low, high = float(np.min(scores)), float(np.max(scores))
-    pad = max(0.05 * (high - low), (min_width - (high - low)) / 2)
-    return max(0.0, low - pad), min(1.0, high + pad)
-
-def score_span(scores) -> str:
-    "The range of the scores in words: 'all 40 scores in 0.503-0.519'."
-    return f"all {len(scores)} scores in {np.min(scores):.3f}-{np.max(scores):.3f}"
 
 # %% ../nbs/05_evaluate.ipynb #fbe881a9
 def _histogram_png(labels, scores) -> bytes:
