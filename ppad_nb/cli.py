@@ -115,16 +115,18 @@ REGION_CHOICES = {**{str(i): i for i in range(5)}, **{label: i for i, label in e
 def synth_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppad-synth", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Write a PNG grid of anomalies synthesized (SAS, or patch paste) on the images of a folder. As in the released code, "
-                    "--region picks where a blob's centre is drawn; the blob itself may reach outside that region (a lower-region "
-                    "blob can cover the upper half). Each caption names the region of the centre; left/right are the image's.",
+        description="Write a PNG grid of anomalies synthesized (SAS, or patch paste) on the images of a folder.\n"
+                    "--region picks the region a blob is aimed at: its centre is drawn in that region's box, then its\n"
+                    "canvas is kept inside the image, so, as in the released code, a blob may lie partly or wholly outside\n"
+                    "its region (a lower blob can sit in the upper half). Each caption names the region aimed at;\n"
+                    "left/right are the image's (left = the patient's right).",
         epilog="example:\n  ppad-synth data/zhanglab/train/normal_256 --out sas.png --count 16 --region lower --seed 1")
     parser.add_argument("images", help="folder of X-rays (searched recursively: .png, .jpg, .jpeg, .bmp, .tif)")
     parser.add_argument("--out", required=True, help="the PNG file to write")
     parser.add_argument("--count", type=int, default=16, help="number of anomalies (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument("--region", choices=list(REGION_CHOICES), default="random",
-                        help="region the blob's centre is drawn in (the blob may reach outside it, as released): 0-4 or left/right/upper/lower/whole, "
+                        help="region the blobs are aimed at (as released, a blob may lie outside it): 0-4 or left/right/upper/lower/whole, "
                              "left/right of the image (left = the patient's right) (default: random, as in training)")
     parser.add_argument("--strength", choices=["random"] + [f"{w:g}" for w in STRENGTHS], default="random",
                         help="SAS gamma strength: negative brightens, positive darkens (default: random, as in training)")
@@ -254,7 +256,7 @@ def score_parser() -> argparse.ArgumentParser:
     add_options(parser, "clip-weights")
     parser.add_argument("--learner", required=True, help="learner checkpoint: official release format or ppad-nb's")
     parser.add_argument("--images", required=True, help="folder of X-rays, searched recursively")
-    parser.add_argument("--out", required=True, help="the CSV file to write")
+    parser.add_argument("--out", required=True, help=f"the CSV file to write (file, score, p_left ... p_whole; {REGION_SIDE_NOTE})")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     parser.add_argument("--size", type=int, choices=[224, 256], default=224, help="first resize: 224, or 256 as for VinDr-CXR")
     add_options(parser, "device")

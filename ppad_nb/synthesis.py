@@ -400,8 +400,8 @@ def synthesized_tiles(files, count: int = 16, seed: int = 0, region=None, streng
             result = paste_patch(image, load_image(source_file, size), chosen_region, rng=rng)
             label = f"opacity={result.strength:.2f}"
         tile = outlined_tile(result, show_outline)
-        # the region holds the blob's centre; the blob may reach outside it, as released. Said first: long file names are cut
-        yield tile, f"centre {REGION_TAGS[chosen_region]} {label} {file.stem}", {"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre}
+        # the blob is aimed at the region (its drawn centre); as released, clamping may move it outside. Said first: long names are cut
+        yield tile, f"aimed at {REGION_TAGS[chosen_region]} {label} {file.stem}", {"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre}
 
 # %% ../nbs/02_synthesis.ipynb #87c81f40
 def synthesize_grid(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
