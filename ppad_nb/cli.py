@@ -377,7 +377,7 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, existing_data_root
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import compute_metrics, metrics_line, run_heldout, write_report
+    from ppad_nb.evaluate import compute_metrics, metrics_line, report_label, run_heldout, write_report
     from ppad_nb.model import PPAD, load_clip
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
@@ -395,7 +395,9 @@ def evaluate_command(argv=None):
     result.update(labels=np.asarray(test_set.labels), root=Path(test_set.root))
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
-    write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights), "precision": args.precision})
+    label = lambda spec: report_label(spec, out)  # paths relative to the report: no path of this machine in it
+    write_report(out, result, title=f"{Path(learner).name} on {preset.name} ({label(test_set.root)})",
+                 extra={"learner": label(learner), "clip": label(weights), "precision": args.precision})
     print(metrics_line(out, result["metrics"]) + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
 

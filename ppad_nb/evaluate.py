@@ -20,8 +20,8 @@ __all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESH
            'CALIBRATION_BINS', 'REPORT_FILES', 'aggregate', 'score_images', 'write_scores', 'read_scores',
            'compute_metrics', 'percent', 'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci',
            'paired_auc_difference', 'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points',
-           'calibration', 'score_range', 'score_span', 'evaluate', 'report_path', 'resolve_report_path', 'percent_ci',
-           'random_weights_note', 'write_report', 'read_report', 'metrics_line']
+           'calibration', 'score_range', 'score_span', 'evaluate', 'report_path', 'resolve_report_path', 'report_label',
+           'percent_ci', 'random_weights_note', 'write_report', 'read_report', 'metrics_line']
 
 # %% ../nbs/05_evaluate.ipynb #a8ff409c
 CONFIDENT = 0.8  # a region above this abnormal probability decides the image's score alone
@@ -375,6 +375,15 @@ def resolve_report_path(recorded, folder) -> Path:
     if recorded.is_absolute(): return recorded
     if recorded.parts[:2] == ("ppad_nb", "assets"): return assets_path().joinpath(*recorded.parts[2:])
     return Path(folder) / recorded
+
+def report_label(spec, folder) -> str:
+    "A file named in a report's text (weights, learner, data): as `report_path`, or its name when only the filesystem root is shared; a spec as it is."
+    import os
+    from ppad_nb.config import assets_path
+    path = Path(str(spec)).resolve()
+    if not path.exists(): return str(spec)   # `random:tiny`, `openclip:...`
+    apart = os.path.commonpath([path, Path(folder).resolve()]) == path.anchor and not path.is_relative_to(assets_path().resolve())
+    return path.name if apart else report_path(path, folder)  # a path up to the root would name the machine's folders
 
 # %% ../nbs/05_evaluate.ipynb #fad03fc7
 def _metrics_record(result: dict, title: str, ci: dict, points: list, calibrated: dict, resamples: int, extra: dict | None, root: str) -> dict:

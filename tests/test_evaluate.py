@@ -1,6 +1,7 @@
 "Metrics against scikit-learn, summaries over seeds, reports, ppad-evaluate and ppad-demo."
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -126,6 +127,13 @@ def test_ppad_evaluate_a_learner_file(tmp_path, sample):
     with open(out / "scores.csv") as f: rows = list(csv.DictReader(f))
     labels = [1 if r["label"] == "abnormal" else 0 for r in rows]
     assert record["auc"] == pytest.approx(sk.roc_auc_score(labels, [float(r["score"]) for r in rows]))
+    from ppad_nb.config import assets_path
+    for file in out.iterdir():  # the learner, the CLIP and the test set are named relative to the report: no path of this machine
+        text = file.read_bytes().decode("utf-8", errors="ignore")
+        assert str(parity) not in text and str(assets_path()) not in text, file.name
+    learner = record["learner"]  # relative to the report, or only its name where the two share nothing but the filesystem root
+    assert learner == "learner_tiny.pt" or (not os.path.isabs(learner) and (out / learner).resolve() == (parity / "learner_tiny.pt").resolve())
+    assert record["root"] == "ppad_nb/assets/zhanglab-mini"
 
 
 def test_ppad_evaluate_bad_input(tmp_path):
