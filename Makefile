@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # torch and torchvision are pinned here (CI and development); pyproject.toml gives users looser ranges.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test export check-sync nbtest pytest demo lab bench notebooks readme clean
+.PHONY: install test export check-sync nbtest chromium pytest demo lab bench notebooks readme clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,9 +36,14 @@ check-sync: install
 nbtest: install
 	$(BIN)/nbdev-test --timing
 
-## pytest: tests/, the browser test of the widgets included (tests/browser: JupyterLab in headless Chromium; it fails
-## with the way to get Chromium when there is none, e.g. `apt-get install -y chromium`; PPAD_SKIP_BROWSER=1 skips it knowingly)
-pytest: install
+## chromium: the browser of tests/browser, found or got the way this machine allows (tools/get_chromium.sh: as root on
+## Debian/Ubuntu `apt-get install -y chromium`, else Playwright's own download); one line says how when neither works
+chromium: install
+	@PYTHON=$(BIN)/python tools/get_chromium.sh
+
+## pytest: tests/, the browser test of the widgets included (tests/browser: JupyterLab in headless Chromium;
+## PPAD_SKIP_BROWSER=1 skips it knowingly)
+pytest: install chromium
 	$(BIN)/python -m pytest
 
 test: check-sync nbtest pytest
@@ -47,9 +52,15 @@ test: check-sync nbtest pytest
 demo: install
 	$(BIN)/ppad-demo --out demo-output --force
 
-## lab: JupyterLab on the chapters (nbs/), from the kit's environment (its kernel imports ppad_nb)
+## lab: JupyterLab on the chapters (nbs/), from the kit's environment (its kernel imports ppad_nb); as root it passes
+## --allow-root, without a display --no-browser; `make lab LAB_ARGS="--port 9999 --ip 0.0.0.0"` passes the rest
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=nbs
+	@args=(--notebook-dir=nbs); \
+	if [ "$$(id -u)" = 0 ]; then args+=(--allow-root); fi; \
+	if [ -z "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ] && [ "$$(uname)" != Darwin ]; then args+=(--no-browser); fi; \
+	echo "JupyterLab on nbs/: open the URL it prints below, http://...:PORT/lab?token=... (Ctrl-C stops it)"; \
+	echo "+ jupyter lab $${args[*]} $(LAB_ARGS)"; \
+	exec $(BIN)/jupyter lab "$${args[@]}" $(LAB_ARGS)
 
 bench: install
 	$(BIN)/ppad-bench sas

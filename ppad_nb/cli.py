@@ -14,7 +14,7 @@ import numpy as np
 from .console import add_options, run_script, torchrun_env
 from .config import PPADError, atomic_write, clip_weights_path, default_device, get_preset, input_error
 from .safety import check_device, check_finite, check_seed, check_writable, folder_lock
-from .data import REGION_LABELS, list_images, load_image
+from .data import REGION_LABELS, REGION_SIDE_NOTE, list_images, load_image
 from .synthesis import MAX_GRID, STRENGTHS, synthesize_grid
 
 # %% auto #0
@@ -41,14 +41,19 @@ REGION_CHOICES = {**{str(i): i for i in range(5)}, **{label: i for i, label in e
 def synth_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppad-synth", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Write a PNG grid of anomalies synthesized (SAS, or patch paste) on the images of a folder.",
+        description="Write a PNG grid of anomalies synthesized (SAS, or patch paste) on the images of a folder.\n"
+                    "--region picks the region a blob is aimed at: its centre is drawn in that region's box, then its\n"
+                    "canvas is kept inside the image, so, as in the released code, a blob may lie partly or wholly outside\n"
+                    "its region (a lower blob can sit in the upper half). Each caption names the region aimed at;\n"
+                    "left/right are the image's (left = the patient's right).",
         epilog="example:\n  ppad-synth data/zhanglab/train/normal_256 --out sas.png --count 16 --region lower --seed 1")
     parser.add_argument("images", help="folder of X-rays (searched recursively: .png, .jpg, .jpeg, .bmp, .tif)")
     parser.add_argument("--out", required=True, help="the PNG file to write")
     parser.add_argument("--count", type=int, default=16, help=f"number of anomalies (default 16, at most {MAX_GRID})")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     parser.add_argument("--region", choices=list(REGION_CHOICES), default="random",
-                        help="region to place anomalies in: 0-4 or left/right/upper/lower/whole (default: random, as in training)")
+                        help="region the blobs are aimed at (as released, a blob may lie outside it): 0-4 or left/right/upper/lower/whole, "
+                             "left/right of the image (left = the patient's right) (default: random, as in training)")
     parser.add_argument("--strength", choices=["random"] + [f"{w:g}" for w in STRENGTHS], default="random",
                         help="SAS gamma strength: negative brightens, positive darkens (default: random, as in training)")
     parser.add_argument("--method", choices=["sas", "patch"], default="sas", help="sas (the paper) or patch (the 'without SAS' ablation)")
@@ -177,7 +182,7 @@ def score_parser() -> argparse.ArgumentParser:
     add_options(parser, "clip-weights")
     parser.add_argument("--learner", required=True, help="learner checkpoint: official release format or ppad-nb's")
     parser.add_argument("--images", required=True, help="folder of X-rays, searched recursively")
-    parser.add_argument("--out", required=True, help="the CSV file to write")
+    parser.add_argument("--out", required=True, help=f"the CSV file to write (file, score, p_left ... p_whole; {REGION_SIDE_NOTE})")
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     parser.add_argument("--size", type=int, choices=[224, 256], default=224, help="first resize: 224, or 256 as for VinDr-CXR")
     add_options(parser, "device")
@@ -299,7 +304,7 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, existing_data_root
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import compute_metrics, metrics_line, run_heldout, write_report
+    from ppad_nb.evaluate import compute_metrics, metrics_line, report_label, run_heldout, write_report
     from ppad_nb.model import PPAD, load_clip
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
@@ -317,7 +322,9 @@ def evaluate_command(argv=None):
     result.update(labels=np.asarray(test_set.labels), root=Path(test_set.root))
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
-    write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights), "precision": args.precision})
+    label = lambda spec: report_label(spec, out)  # paths relative to the report: no path of this machine in it
+    write_report(out, result, title=f"{Path(learner).name} on {preset.name} ({label(test_set.root)})",
+                 extra={"learner": label(learner), "clip": label(weights), "precision": args.precision})
     print(metrics_line(out, result["metrics"]) + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
 
@@ -392,22 +399,24 @@ def predict_parser() -> argparse.ArgumentParser:
     parser.add_argument("--learner", default=None, help="learner checkpoint, official release format or ppad-nb's (default with --run: the run's)")
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--threshold", type=float, default=None, help="a score above it is called abnormal (default 0.5, the paper's)")
-    choice.add_argument("--run", default=None, help="a run folder evaluated by ppad-evaluate: take the threshold from its report's operating points")
+    choice.add_argument("--run", default=None, help="a run folder evaluated by ppad-evaluate, or ppad-demo's folder or run: take the threshold "
+                                                    "from its report's operating points")
     parser.add_argument("--operating-point", default="heldout_normals_95",
-                        help="with --run: which operating point of RUN/report/metrics.json (default heldout_normals_95)")
+                        help="with --run: which operating point of its report's metrics.json (default heldout_normals_95)")
     parser.add_argument("--size", type=int, choices=[224, 256], default=None, help="first resize: 224, or 256 as for VinDr-CXR (default: the run's, else 224)")
     parser.add_argument("--out", default=None, help="folder for one region-prompt figure per image (IMAGE-NAME.png)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per image instead of text")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image instead of text (file, score, threshold, decision, "
+                                                            f"rule, p_left ... p_whole; {REGION_SIDE_NOTE})")
     add_options(parser, "device", "precision")
     parser.add_argument("--force", action="store_true", help="replace figures that exist in --out")
     return parser
 
 # %% ../nbs/08_cli.ipynb #c8910332
-def _operating_point(run_dir: Path, name: str) -> tuple:
+def _operating_point(run_dir: Path, name: str, report: Path) -> tuple:
     "(threshold, name) of an operating point in the report of an evaluated run, checked by `read_operating_point`."
     from ppad_nb.evaluate import read_operating_point
-    if not (run_dir / "report" / "metrics.json").is_file(): raise input_error(run_dir, "has no report: run ppad-evaluate --run on it first (the operating points come from it)")
-    return read_operating_point(run_dir / "report", name), name
+    if not (report / "metrics.json").is_file(): raise input_error(run_dir, "has no report: run ppad-evaluate --run on it first (the operating points come from it)")
+    return read_operating_point(report, name), name
 
 # %% ../nbs/08_cli.ipynb #2e2817d7
 def _check_run_clip(run_dir: Path, state: dict, weights=None):
@@ -430,13 +439,14 @@ def _check_run_learner(run_dir: Path, learner=None):
 # %% ../nbs/08_cli.ipynb #d8820c1b
 def _predict_settings(args) -> tuple:
     "(learner, CLIP weights, size, threshold, operating point) of `ppad-predict`: from `--run`, `--threshold` or the defaults."
+    from ppad_nb.demo import find_run_report
     from ppad_nb.train import read_run_state, run_learner
     learner, weights, size, threshold, point = args.learner, args.clip_weights, args.size, 0.5, "fixed_0.5"
     if args.run is not None:
-        run_dir = Path(args.run)
+        run_dir, report = find_run_report(args.run)  # a run, or ppad-demo's folder or run
         state = read_run_state(run_dir) if run_dir.is_dir() else None
-        if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
-        threshold, point = _operating_point(run_dir, args.operating_point)
+        if state is None: raise input_error(args.run, "not a run folder (no run.json)")
+        threshold, point = _operating_point(run_dir, args.operating_point, report)
         _check_run_clip(run_dir, state, weights)
         _check_run_learner(run_dir, learner)
         learner, weights = learner or run_learner(run_dir), weights or state.get("clip", {}).get("spec")
@@ -472,7 +482,7 @@ def explanation(file, probs, score: float, threshold: float, point: str, figure=
     from ppad_nb.evaluate import decision_rule
     decision = "abnormal" if score > threshold else "normal"
     lines = [f"{file}: score {score:.4f} -> {decision.upper()} (threshold {threshold:.4f}, {point})", f"  rule: {decision_rule(probs)}",
-             "  regions: " + "  ".join(f"{label} {p:.4f}" for label, p in zip(REGION_LABELS, probs))]
+             f"  regions ({REGION_SIDE_NOTE}): " + "  ".join(f"{label} {p:.4f}" for label, p in zip(REGION_LABELS, probs))]
     return "\n".join(lines + ([f"  figure: {figure}"] if figure is not None else []))
 
 # %% ../nbs/08_cli.ipynb #778ddf54

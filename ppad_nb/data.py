@@ -18,13 +18,14 @@ from PIL import Image, UnidentifiedImageError
 from .config import BUNDLED_SAMPLE, PPADError, assets_path, atomic_write, input_error
 
 # %% auto #0
-__all__ = ['IMAGE_SIZE', 'REGION_NAMES', 'REGION_LABELS', 'REGION_BOXES', 'IMAGE_SUFFIXES', 'DICOM_SUFFIXES', 'MIN_SIDE',
-           'DICOM_DECODERS', 'MEAN', 'STD', 'LABEL_NAMES', 'READERS', 'MVFA_LINE', 'HELDOUT_LIMIT', 'region_masks',
-           'region_box', 'is_dicom', 'read_grayscale', 'load_image', 'voi_window', 'read_dicom', 'write_dicom',
-           'to_tensor', 'ImageDataset', 'ImageSet', 'list_images', 'read_zhanglab', 'read_kermany', 'read_chexpert',
-           'read_folder', 'read_vindr', 'detect_layout', 'read_dataset', 'read_bmad', 'read_rsna', 'sample_shots',
-           'file_digest', 'write_shot_manifest', 'read_shot_manifest', 'read_mvfa_shots', 'read_shots_file',
-           'heldout_normals', 'bundled_sample']
+__all__ = ['IMAGE_SIZE', 'REGION_NAMES', 'REGION_LABELS', 'REGION_READER_LABELS', 'REGION_TAGS', 'REGION_SIDE_NOTE',
+           'REGION_BOXES', 'IMAGE_SUFFIXES', 'DICOM_SUFFIXES', 'MIN_SIDE', 'DICOM_DECODERS', 'MEAN', 'STD',
+           'LABEL_NAMES', 'READERS', 'MVFA_LINE', 'HELDOUT_LIMIT', 'region_masks', 'region_box', 'is_dicom',
+           'read_grayscale', 'load_image', 'voi_window', 'read_dicom', 'write_dicom', 'to_tensor', 'ImageDataset',
+           'ImageSet', 'list_images', 'read_zhanglab', 'read_kermany', 'read_chexpert', 'read_folder', 'read_vindr',
+           'detect_layout', 'read_dataset', 'read_bmad', 'read_rsna', 'sample_shots', 'file_digest',
+           'write_shot_manifest', 'read_shot_manifest', 'read_mvfa_shots', 'read_shots_file', 'heldout_normals',
+           'bundled_sample']
 
 # %% ../nbs/01_data.ipynb #54fd4df9
 IMAGE_SIZE = 224  # CLIP ViT-B/32 input side; the regions are defined on this grid
@@ -41,6 +42,11 @@ def region_masks() -> np.ndarray:
     masks[3, 120:] = 1
     masks[4] = 1
     return masks
+
+# %% ../nbs/01_data.ipynb #b7e2a102
+REGION_READER_LABELS = ("left (image) = patient's right", "right (image) = patient's left", "upper", "lower", "whole")  # radiological convention
+REGION_TAGS = ("left(img)", "right(img)", "upper", "lower", "whole")  # for captions a few characters wide
+REGION_SIDE_NOTE = "left/right are the image's: left (image) = patient's right"  # beside the short REGION_LABELS
 
 # %% ../nbs/01_data.ipynb #42aea052
 def region_box(region: int) -> tuple:

@@ -12,11 +12,13 @@ from .safety import check_device, check_writable, folder_lock
 from .synthesis import synthesize_grid
 
 # %% auto #0
-__all__ = ['DEMO_ENTRIES', 'DEMO_MARK', 'clear_demo_output', 'banner', 'demo_clip', 'write_demo_grid', 'demo_summary', 'demo']
+__all__ = ['DEMO_ENTRIES', 'DEMO_MARK', 'DEMO_SHOTS', 'clear_demo_output', 'find_run_report', 'banner', 'demo_clip',
+           'write_demo_grid', 'demo_summary', 'write_demo_report', 'demo']
 
 # %% ../nbs/06a_demo.ipynb #63956ba9
 DEMO_ENTRIES = ("synthesized.png", "run", "report")
 DEMO_MARK = ".ppad-demo"  # lists what the demo made in its folder: --force replaces those, nothing else
+DEMO_SHOTS = 48  # of the 64 bundled normals; the other 16 are held out, to set the threshold `ppad-predict --run` answers at
 
 # %% ../nbs/06a_demo.ipynb #e7b90aeb
 def _demo_made(out: Path) -> set:
@@ -37,6 +39,22 @@ def clear_demo_output(out: Path, force: bool = False):
     if existing and not force: raise input_error(out / existing[0], "exists from an earlier demo; pass --force to replace the demo output")
     for name in existing: shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
     with atomic_write(out / DEMO_MARK) as f: json.dump({"made": list(DEMO_ENTRIES), "by": "ppad-demo"}, f)
+
+# %% ../nbs/06a_demo.ipynb #d3e0a002
+def find_run_report(path) -> tuple:
+    "(run folder, report folder) of `path`: a run (its `report`, or the demo's report beside it), or a ppad-demo folder (its run)."
+    import json
+    from ppad_nb.data import file_digest
+    from ppad_nb.train import run_learner
+    path = Path(path)
+    if "run" in _demo_made(path): path = path / "run"
+    own, beside = path / "report", path.parent / "report"
+    if (own / "metrics.json").is_file() or path.name != "run" or "report" not in _demo_made(path.parent): return path, own
+    try: recorded = json.loads((beside / "metrics.json").read_text(encoding="utf-8")).get("learner_sha256")
+    except (OSError, ValueError, AttributeError): return path, beside   # missing or damaged: the caller says so
+    if recorded and recorded != file_digest(run_learner(path)):
+        raise input_error(beside, f"is not the report of {path} (its learner differs); run ppad-evaluate --run {path}")
+    return path, beside
 
 # %% ../nbs/06a_demo.ipynb #25aae1ce
 def banner(lines) -> str:
@@ -72,30 +90,41 @@ def demo_summary(report: Path, metrics: dict, weights: str) -> str:
     from ppad_nb.evaluate import metrics_line
     return metrics_line(report, metrics) + (" (random weights: not PPAD's numbers)" if weights.startswith("random:") else "")
 
+# %% ../nbs/06a_demo.ipynb #d3e0a005
+def write_demo_report(out: Path, run, result: dict, weights: str) -> Path:
+    "Step 3's report, `out`/report: metrics, figures, and links to the run's loss plot and the synthesized anomalies."
+    from ppad_nb.data import file_digest
+    from ppad_nb.evaluate import write_report
+    from ppad_nb.train import run_learner
+    clip = weights if weights.startswith("random:") else Path(weights).name
+    extra = {"clip": clip, "random_weights": weights.startswith("random:"), "epochs": run.preset.epochs, "shots": run.preset.shots,
+             "run": "../run", "learner_sha256": file_digest(run_learner(run.run_dir))}
+    figures = {"The training loss of the run": "../run/loss.png", "The anomalies synthesized in step 1": "../synthesized.png"}
+    return write_report(out / "report", result, title=f"ppad-demo: PPAD on the bundled sample, CLIP {clip}", extra=extra, figures=figures)
+
 # %% ../nbs/06a_demo.ipynb #29bd9548
 def demo(out="demo-output", clip=None, epochs: int | None = None, force: bool = False, device: str | None = None, progress: bool = True) -> Path:
     "Run the pipeline on the bundled sample into `out` with CLIP `clip` (a weights file or `random:` spec; default $PPAD_CLIP_WEIGHTS, else a random ViT-B/32); return the report folder."
     import time
     from ppad_nb.data import bundled_sample
-    from ppad_nb.evaluate import evaluate, run_heldout, write_report
+    from ppad_nb.evaluate import evaluate, run_heldout
     from ppad_nb.train import resolve_preset, train
     out, started = Path(out), time.time()
     device = check_device(device or default_device())
     check_writable(out, folder=True)
-    preset = resolve_preset("demo", epochs=epochs)  # every argument, and the CLIP file, checked before the old output is touched
+    preset = resolve_preset("demo", epochs=epochs, shots=DEMO_SHOTS)  # every argument, and the CLIP file, checked before the old output is touched
     weights = clip_weights_path(clip) or "random:ViT-B-32"
     clip_model = demo_clip(weights, device)
     with folder_lock(out, "ppad-demo"):  # released however the demo ends, so a notebook that calls it again is not locked out
         clear_demo_output(out, force)
         print("1/3 synthesizing anomalies on the bundled normal X-rays", flush=True)
         write_demo_grid(out, progress)
-        print("2/3 training PPAD (preset 'demo': 64 shots, SAS)", flush=True)
+        print(f"2/3 training PPAD (preset 'demo', SAS) on {DEMO_SHOTS} of the 64 bundled normals; the other {64 - DEMO_SHOTS} set the held-out threshold", flush=True)
         run = train(preset, clip=clip_model, seed=0, out=out / "run", device=device, progress=progress)
         print("3/3 evaluating on the bundled test set (20 normal, 20 pneumonia)", flush=True)
         test_set = bundled_sample("test")
         result = evaluate(run.model, test_set, batch_size=20, device=device, progress=progress, heldout=run_heldout(run.run_dir, test_set.root))
-        report = write_report(out / "report", result, title=f"ppad-demo: PPAD on the bundled sample, CLIP {weights}",
-                              extra={"clip": weights, "random_weights": weights.startswith("random:"), "epochs": run.preset.epochs})
+        report = write_demo_report(out, run, result, weights)
         print(demo_summary(report, result["metrics"], weights))
         print(f"done in {time.time() - started:.0f} s. Report: {report / 'README.md'} (synthesized anomalies: {out / 'synthesized.png'})")
     return report

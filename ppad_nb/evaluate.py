@@ -13,15 +13,16 @@ import numpy as np
 import torch
 
 from .config import PPADError, atomic_write, figure_png, input_error
-from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, ImageDataset, load_image, read_shot_manifest
+from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, REGION_READER_LABELS, REGION_SIDE_NOTE, REGION_TAGS, ImageDataset, load_image, read_shot_manifest
 
 # %% auto #0
 __all__ = ['CONFIDENT', 'REGION_COLOURS', 'LABEL_SPOTS', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESHOLD',
            'BOOTSTRAP_RESAMPLES', 'CI_LEVEL', 'CALIBRATION_BINS', 'REPORT_FILES', 'aggregate', 'decision_rule',
            'printable', 'region_panels', 'score_images', 'write_scores', 'read_scores', 'compute_metrics', 'percent',
            'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci', 'paired_auc_difference',
-           'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points', 'calibration', 'evaluate',
-           'percent_ci', 'random_weights_note', 'write_report', 'read_report', 'read_operating_point', 'metrics_line']
+           'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points', 'calibration', 'score_range',
+           'score_span', 'evaluate', 'report_path', 'resolve_report_path', 'report_label', 'percent_ci',
+           'random_weights_note', 'write_report', 'read_report', 'read_operating_point', 'metrics_line']
 
 # %% ../nbs/05_evaluate.ipynb #a8ff409c
 CONFIDENT = 0.8  # a region above this abnormal probability decides the image's score alone
@@ -43,7 +44,7 @@ LABEL_SPOTS = ((50, 112), (174, 112), (112, 60), (112, 172), (112, 212))  # (x, 
 def decision_rule(probs, threshold: float = CONFIDENT) -> str:
     "Which branch of `aggregate` decides the score of these five region probabilities."
     top = float(np.max(probs))
-    return f"max: region {int(np.argmax(probs))} ({REGION_LABELS[int(np.argmax(probs))]}) is above {threshold}" if top > threshold \
+    return f"max: region {int(np.argmax(probs))} ({REGION_READER_LABELS[int(np.argmax(probs))]}) is above {threshold}" if top > threshold \
         else f"mean: no region is above {threshold}"
 
 # %% ../nbs/05_evaluate.ipynb #f290d95d
@@ -64,7 +65,7 @@ def _draw_regions(ax, image: np.ndarray, probs: np.ndarray, title: str = ""):
 # %% ../nbs/05_evaluate.ipynb #19969049
 def _draw_bars(ax, probs: np.ndarray, score: float):
     "The five probabilities as bars, with the 0.8 line and the score."
-    bars = ax.barh([f"{r}: {REGION_LABELS[r]}" for r in range(5)], probs, color=REGION_COLOURS)
+    bars = ax.barh([f"{r}: {REGION_READER_LABELS[r]}" for r in range(5)], probs, color=REGION_COLOURS)
     ax.axvline(CONFIDENT, color="gray", ls="--", lw=1); ax.axvline(score, color="black", lw=1.5)
     ax.set_xlim(0, 1); ax.invert_yaxis()
     ax.set_title(f"score {score:.3f} ({decision_rule(probs)})", fontsize=9)
@@ -329,17 +330,30 @@ def calibration(labels, scores, bins: int = CALIBRATION_BINS) -> dict:
     ece = sum(r["n"] * abs(r["fraction_abnormal"] - r["mean_score"]) for r in rows) / len(scores)
     return {"ece": float(ece), "bins": rows}
 
+# %% ../nbs/05_evaluate.ipynb #e5a10002
+def score_range(scores, min_width: float = 0.02) -> tuple:
+    "The axis of a score plot: the scores' own range, padded (at least `min_width` wide), within [0, 1]."
+    low, high = float(np.min(scores)), float(np.max(scores))
+    pad = max(0.05 * (high - low), (min_width - (high - low)) / 2)
+    return max(0.0, low - pad), min(1.0, high + pad)
+
+def score_span(scores) -> str:
+    "The range of the scores in words: 'all 40 scores in 0.503-0.519'."
+    return f"all {len(scores)} scores in {np.min(scores):.3f}-{np.max(scores):.3f}"
+
 # %% ../nbs/05_evaluate.ipynb #2048fe10
 def _reliability_png(calibrated: dict) -> bytes:
-    "Reliability diagram: fraction abnormal against mean score per equal-count bin."
+    "Reliability diagram: fraction abnormal against mean score per equal-count bin, on an axis fitted to the bin means."
     from matplotlib.figure import Figure
     figure = Figure(figsize=(4.6, 4.2))
     ax = figure.subplots()
     means = [b["mean_score"] for b in calibrated["bins"]]
-    ax.plot([0, 1], [0, 1], color="gray", ls="--", lw=1, label="calibrated")
+    low, high = score_range(means)
+    ax.plot([low, high], [low, high], color="gray", ls="--", lw=1, label="calibrated")
     ax.plot(means, [b["fraction_abnormal"] for b in calibrated["bins"]], "o-", color="tab:red", label="PPAD score")
     ax.plot(means, [0.02] * len(means), "|", color="black", ms=10, label="bin means")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel=f"mean score ({len(means)} equal-count bins)", ylabel="fraction abnormal",
+    ax.set(xlim=(low, high), ylim=(0, 1.02), ylabel="fraction abnormal",
+           xlabel=f"mean score of {len(means)} equal-count bins\n(axis fitted: bin means {min(means):.3f}-{max(means):.3f})",
            title=f"reliability, ECE = {calibrated['ece']:.3f}")
     ax.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
@@ -357,34 +371,39 @@ def evaluate(model, images, batch_size: int = 32, size: int = IMAGE_SIZE, device
 
 # %% ../nbs/05_evaluate.ipynb #fbe881a9
 def _histogram_png(labels, scores) -> bytes:
-    "Score histograms of normal and abnormal images, with the 0.5 threshold."
+    "Score histograms of normal and abnormal images on an axis fitted to the scores, with the 0.5 threshold."
     import seaborn as sns
     from matplotlib.figure import Figure
     figure = Figure(figsize=(6.5, 3.6))
     ax = figure.subplots()
-    sns.histplot(x=scores, hue=np.array(LABEL_NAMES)[labels], hue_order=list(LABEL_NAMES), bins=20, binrange=(0, 1),
+    low, high = score_range(scores)
+    sns.histplot(x=scores, hue=np.array(LABEL_NAMES)[labels], hue_order=list(LABEL_NAMES), bins=20, binrange=(low, high),
                  element="step", stat="count", common_norm=False, palette=["tab:blue", "tab:red"], ax=ax)
-    ax.axvline(THRESHOLD, color="black", ls="--", lw=1)
-    ax.set(xlabel="score", title="scores by label (dashed: the 0.5 threshold of ACC and F1)")
+    shown = low <= THRESHOLD <= high
+    if shown: ax.axvline(THRESHOLD, color="black", ls="--", lw=1)
+    ax.set(xlim=(low, high), xlabel=f"score (axis fitted: {score_span(scores)})",
+           title=f"scores by label ({'dashed' if shown else 'off this axis'}: the {THRESHOLD} threshold of ACC and F1)")
     figure.tight_layout()
     return figure_png(figure, dpi=90)
 
 # %% ../nbs/05_evaluate.ipynb #ecbd90d8
 def _extremes_png(result, count: int = 6) -> bytes:
-    "The `count` highest- and lowest-scored images with their label, score and five region probabilities."
+    "The `count` highest- and lowest-scored images, each with its truth, the decision at the threshold, its score and region probabilities."
     from matplotlib.figure import Figure
-    order = np.argsort(-result["scores"], kind="stable")
+    order, threshold = np.argsort(-result["scores"], kind="stable"), result["metrics"]["threshold"]
     picks = [("highest", i) for i in order[:count]] + [("lowest", i) for i in order[::-1][:count]]
-    figure = Figure(figsize=(2.2 * count, 6.0))
+    figure = Figure(figsize=(2.9 * count, 8.4))
     axes = figure.subplots(2, count, squeeze=False)
     for ax, (kind, i) in zip(axes.flat, picks):
         ax.imshow(load_image(result["files"][i]), cmap="gray", vmin=0, vmax=255); ax.set_xticks([]); ax.set_yticks([])
-        label = LABEL_NAMES[int(result["labels"][i])]
-        ax.set_title(f"{kind}: {result['scores'][i]:.3f}\n{label}", fontsize=8, color="firebrick" if label == "abnormal" else "black")
-        ax.set_xlabel(" ".join(f"{short} {result['probs'][i][r]:.2f}" for r, short in enumerate(("lt", "rt", "up", "lo", "wh"))), fontsize=6.5)
-    figure.suptitle("most (top) and least (bottom) abnormal by score, with the region probabilities "
-                    "(lt left, rt right, up upper, lo lower, wh whole)", fontsize=9)
-    figure.tight_layout(h_pad=1.5)
+        truth, called = LABEL_NAMES[int(result["labels"][i])], LABEL_NAMES[int(result["scores"][i] > threshold)]
+        ax.set_title(f"{kind}: score {result['scores'][i]:.3f}\ntruth: {truth}\ncalled: {called}", fontsize=11,
+                     color="black" if truth == called else "firebrick")
+        probs = [f"{tag} {result['probs'][i][r]:.2f}" for r, tag in enumerate(REGION_TAGS)]
+        ax.set_xlabel("  ".join(probs[:2]) + "\n" + "  ".join(probs[2:]), fontsize=9.5)
+    figure.suptitle(f"Most (top row) and least (bottom row) abnormal by score. truth: the image's label; called: the decision at threshold "
+                    f"{threshold:g} (red where they differ).\nUnder each image its region probabilities; {REGION_SIDE_NOTE}.", fontsize=12)
+    figure.tight_layout(h_pad=3.0)
     return figure_png(figure, dpi=80)
 
 # %% ../nbs/05_evaluate.ipynb #f56f9303
@@ -397,11 +416,37 @@ def _write_figures(folder: Path, result: dict, calibrated: dict):
                       ("calibration.png", _reliability_png(calibrated)), ("extremes.png", _extremes_png(result))):
         with atomic_write(folder / name, "wb") as f: f.write(png)
 
+# %% ../nbs/05_evaluate.ipynb #e5a10005
+def report_path(path, folder) -> str:
+    "`path` as a report in `folder` records it: relative to the folder, the bundled sample as `ppad_nb/assets/...`."
+    import os
+    from ppad_nb.config import assets_path
+    path, assets = Path(path).resolve(), assets_path().resolve()
+    if path.is_relative_to(assets): return (Path("ppad_nb/assets") / path.relative_to(assets)).as_posix()
+    return Path(os.path.relpath(path, Path(folder).resolve())).as_posix()
+
+def resolve_report_path(recorded, folder) -> Path:
+    "A path a report in `folder` recorded, on this machine (absolute paths of older reports as they are)."
+    from ppad_nb.config import assets_path
+    recorded = Path(recorded)
+    if recorded.is_absolute(): return recorded
+    if recorded.parts[:2] == ("ppad_nb", "assets"): return assets_path().joinpath(*recorded.parts[2:])
+    return Path(folder) / recorded
+
+def report_label(spec, folder) -> str:
+    "A file named in a report's text (weights, learner, data): as `report_path`, or its name when only the filesystem root is shared; a spec as it is."
+    import os
+    from ppad_nb.config import assets_path
+    path = Path(str(spec)).resolve()
+    if not path.exists(): return str(spec)   # `random:tiny`, `openclip:...`
+    apart = os.path.commonpath([path, Path(folder).resolve()]) == path.anchor and not path.is_relative_to(assets_path().resolve())
+    return path.name if apart else report_path(path, folder)  # a path up to the root would name the machine's folders
+
 # %% ../nbs/05_evaluate.ipynb #fad03fc7
-def _metrics_record(result: dict, title: str, ci: dict, points: list, calibrated: dict, resamples: int, extra: dict | None) -> dict:
-    "The contents of a report's `metrics.json`."
+def _metrics_record(result: dict, title: str, ci: dict, points: list, calibrated: dict, resamples: int, extra: dict | None, root: str) -> dict:
+    "The contents of a report's `metrics.json` (`root`: the test set's folder, relative to the report's)."
     heldout = result.get("heldout_scores")
-    return {"title": title, "root": str(Path(result["root"])), **result["metrics"], "ci": ci,
+    return {"title": title, "root": root, **result["metrics"], "ci": ci,
             "bootstrap": {"resamples": resamples, "level": CI_LEVEL, "seed": 0, "stratified": True, "method": "percentile"},
             "operating_points": points, "n_heldout_normals": 0 if heldout is None else len(heldout), "calibration": calibrated, **(extra or {})}
 
@@ -410,7 +455,7 @@ def percent_ci(value: float, ci) -> str:
     "A fraction with its interval, in percent: '89.4 [87.0, 91.6]'."
     return f"{percent(value)} [{percent(ci[0])}, {percent(ci[1])}]"
 
-def _readme_summary(title: str, m: dict, ci: dict, root, resamples: int) -> list:
+def _readme_summary(title: str, m: dict, ci: dict, root, resamples: int, scores) -> list:
     "The README's title, test-set line, metrics table with intervals, and how the score and threshold work."
     return [f"# {title}", "", f"{m['n']} images ({m['n'] - m['n_abnormal']} normal, {m['n_abnormal']} abnormal) from `{root}`.", "",
             "| " + " | ".join(METRIC_NAMES.values()) + " |", "|" + " --- |" * len(METRIC_NAMES),
@@ -418,7 +463,7 @@ def _readme_summary(title: str, m: dict, ci: dict, root, resamples: int) -> list
             f"In brackets: the {CI_LEVEL:.0%} interval of a stratified percentile bootstrap over the test images ({resamples} resamples, seed 0).",
             "",
             f"ACC and F1 count a score above {m['threshold']} as abnormal; the score is the maximum region probability when it "
-            f"is above {CONFIDENT}, else their mean.", ""]
+            f"is above {CONFIDENT}, else their mean; {score_span(scores)} (the histogram and reliability axes are fitted to them).", ""]
 
 # %% ../nbs/05_evaluate.ipynb #98199887
 _POINT_NAMES = {"fixed_0.5": "the paper's fixed threshold", "heldout_normals_95": "keeps 95% of the held-out normal training images at or below",
@@ -434,13 +479,14 @@ def _readme_points(points: list, heldout) -> list:
             "; ".join(f"`{p['name']}`: {_POINT_NAMES.get(p['name'], p['name'])}" for p in points) + ". " + held, ""]
 
 # %% ../nbs/05_evaluate.ipynb #ac029ba3
-def _readme_rest(calibrated: dict, extra: dict | None) -> list:
-    "The README's calibration and figure sections, and `extra`."
+def _readme_rest(calibrated: dict, extra: dict | None, figures: dict | None = None) -> list:
+    "The README's calibration and figure sections (with the caller's `figures`: caption -> path relative to the report), and `extra`."
     lines = ["## Calibration", "", f"Expected calibration error (ECE, {len(calibrated['bins'])} equal-count bins): {calibrated['ece']:.3f}. "
              f"PPAD's score is the largest region probability when one exceeds {CONFIDENT} and the mean of the five otherwise: a ranking, "
              "not a fitted probability, so a score of 0.7 need not mean a 70% chance of an abnormal X-ray; choose thresholds from the "
              "operating points above.", "", "![calibration.png](calibration.png)", "", "## Figures", ""]
     lines += [f"![{name}]({name})" for name in ("curves.png", "histogram.png", "extremes.png")]
+    for caption, path in (figures or {}).items(): lines += ["", f"{caption}: [{path}]({path})", "", f"![{caption}]({path})"]
     lines += ["", "Per-image scores and region probabilities: [scores.csv](scores.csv)."]
     if extra: lines += ["", "```json", json.dumps(extra, indent=1), "```"]
     return lines
@@ -452,29 +498,32 @@ def random_weights_note(extra: dict | None) -> list:
     return ["**These numbers come from a randomly initialised CLIP (`random:`): they show the pipeline, not PPAD's results.**", ""]
 
 # %% ../nbs/05_evaluate.ipynb #5e42dae8
-def write_report(folder, result: dict, title: str = "evaluation", extra: dict | None = None, resamples: int = BOOTSTRAP_RESAMPLES) -> Path:
-    "Write the report folder of an evaluation (every file atomically); return the folder."
+def write_report(folder, result: dict, title: str = "evaluation", extra: dict | None = None, resamples: int = BOOTSTRAP_RESAMPLES,
+                 figures: dict | None = None,  # more figures to link: caption -> path relative to `folder` (the demo's loss plot, its synthesis grid)
+                ) -> Path:
+    "Write the report folder of an evaluation (every file atomically, paths relative to it); return the folder."
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     root, labels, scores, m = Path(result["root"]), result["labels"], result["scores"], result["metrics"]
     write_scores(folder / "scores.csv", result, root)
     ci = bootstrap_ci(labels, scores, resamples, threshold=m["threshold"])
     points, calibrated = operating_points(labels, scores, result.get("heldout_scores"), m["threshold"]), calibration(labels, scores)
-    with atomic_write(folder / "metrics.json") as f: json.dump(_metrics_record(result, title, ci, points, calibrated, resamples, extra), f, indent=1)
+    recorded_root = report_path(root, folder)
+    with atomic_write(folder / "metrics.json") as f: json.dump(_metrics_record(result, title, ci, points, calibrated, resamples, extra, recorded_root), f, indent=1)
     _write_figures(folder, result, calibrated)
-    lines = (_readme_summary(title, m, ci, root, resamples) + random_weights_note(extra) + _readme_points(points, result.get("heldout_scores"))
-             + _readme_rest(calibrated, extra))
+    lines = (_readme_summary(title, m, ci, recorded_root, resamples, scores) + random_weights_note(extra)
+             + _readme_points(points, result.get("heldout_scores")) + _readme_rest(calibrated, extra, figures))
     with atomic_write(folder / "README.md") as f: f.write("\n".join(lines) + "\n")
     return folder
 
 # %% ../nbs/05_evaluate.ipynb #c4159cd4
 def read_report(folder) -> dict:
-    "A report folder's metrics and per-image scores."
+    "A report folder's metrics, per-image scores and the test set's folder (`root`) on this machine."
     folder = Path(folder)
     if not (folder / "metrics.json").is_file(): raise input_error(folder, "not a report folder (no metrics.json)")
     try: metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError): raise input_error(folder / "metrics.json", "is damaged (not valid JSON); evaluate again to replace the report") from None
-    return {"metrics": metrics, **read_scores(folder / "scores.csv")}
+    return {"metrics": metrics, "root": resolve_report_path(metrics.get("root", "."), folder), **read_scores(folder / "scores.csv")}
 
 # %% ../nbs/05_evaluate.ipynb #377d8350
 def _points_of(path: Path) -> dict:

@@ -134,15 +134,17 @@ def encode_image_prompted(clip, images: torch.Tensor, keep: torch.Tensor | None,
 # %% ../nbs/03_model.ipynb #78efb79c
 class PPAD(nn.Module):
     "PPAD: frozen CLIP + learnable text context `ctx` and per-patch `mask_embedding`, one prompt per lung region."
-    def __init__(self, clip, class_names=CLASS_NAMES, position_names=REGION_NAMES, n_ctx: int = N_CTX, image_prompt: bool = True):
+    def __init__(self, clip, class_names=CLASS_NAMES, position_names=REGION_NAMES, n_ctx: int = N_CTX, image_prompt: bool = True,
+                 seed: int = 0):  # seeds the prompts' initial draws (their own generator, not the global one)
         super().__init__()
         self.clip = clip.eval().requires_grad_(False)
         self.class_names, self.position_names, self.image_prompt = tuple(class_names), tuple(position_names), image_prompt
         device, dtype = clip.token_embedding.weight.device, clip.visual.conv1.weight.dtype  # float16 for CLIP held as released
         text_width, vision_width = clip.token_embedding.weight.shape[1], clip.visual.conv1.out_channels
-        self.ctx = nn.Parameter(torch.empty(n_ctx, text_width, device=device).normal_(std=0.02).to(dtype))
+        self.seed, draws = seed, torch.Generator().manual_seed(seed)   # on the CPU: the same prompts on every device
+        self.ctx = nn.Parameter(torch.empty(n_ctx, text_width).normal_(std=0.02, generator=draws).to(device, dtype))
         n_patches = clip.visual.positional_embedding.shape[0] - 1
-        self.mask_embedding = nn.Parameter((torch.empty(1, n_patches, vision_width, device=device).normal_(std=0.02) * 10).to(dtype))
+        self.mask_embedding = nn.Parameter((torch.empty(1, n_patches, vision_width).normal_(std=0.02, generator=draws) * 10).to(device, dtype))
         tokens, self.ctx_starts = prompt_tokens(self.position_names, self.class_names, n_ctx, clip.context_length)
         self.register_buffer("tokens", tokens.to(device), persistent=False)                                # (5, 2, 77)
         with torch.no_grad(): embeddings = clip.token_embedding(self.tokens).float()

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy.spatial import ConvexHull, QhullError
 
 from .config import PPADError, figure_png
-from .data import IMAGE_SIZE, REGION_BOXES, REGION_LABELS, REGION_NAMES, load_image
+from .data import IMAGE_SIZE, REGION_BOXES, REGION_LABELS, REGION_NAMES, REGION_TAGS, load_image
 
 # %% auto #0
 __all__ = ['N_POINTS', 'CONTROL_SIGMA', 'CURVE_SAMPLES', 'DILATION', 'STRENGTHS', 'CAPTION_STRIP', 'MAX_GRID', 'Draws',
@@ -401,7 +401,8 @@ def synthesized_tiles(files, count: int = 16, seed: int = 0, region=None, streng
             result = paste_patch(image, load_image(source_file, size), chosen_region, rng=rng)
             label = f"opacity={result.strength:.2f}"
         tile = outlined_tile(result, show_outline)
-        yield tile, f"{file.stem} {REGION_LABELS[chosen_region]} {label}", {"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre}
+        # the blob is aimed at the region (its drawn centre); as released, clamping may move it outside. Said first: long names are cut
+        yield tile, f"aimed at {REGION_TAGS[chosen_region]} {label} {file.stem}", {"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre}
 
 # %% ../nbs/02_synthesis.ipynb #87c81f40
 MAX_GRID = 1000  # anomalies in one grid: 250 rows of four tiles

@@ -393,9 +393,7 @@ def prompt_model(clip, preset: Preset, seed: int, device: str = "cpu",
                  prompts: dict | None = None,  # PPAD's prompt settings (position_names, image_prompt, n_ctx): the baselines change them
                 ) -> PPAD:
     "The untrained model of a run, its prompts initialised from the run's seed."
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return PPAD(clip, class_names=preset.class_names, **(prompts or {})).to(device)
+    return PPAD(clip, class_names=preset.class_names, seed=seed, **(prompts or {})).to(device)
 
 # %% ../nbs/04_train.ipynb #1c00b022
 @patch

@@ -13,7 +13,7 @@ from fastcore.basics import patch
 from IPython.display import display
 
 from .config import PPADError
-from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, REGION_NAMES, bundled_sample, load_image, to_tensor
+from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, REGION_NAMES, REGION_READER_LABELS, REGION_TAGS, bundled_sample, load_image, to_tensor
 from .evaluate import aggregate, decision_rule, region_panels
 from .learned import mask_embedding_norms  # the image prompt's norm per patch, from chapter 04a
 from .synthesis import STRENGTHS, Synthesis, synthesis_panels, synthesize_anomaly
@@ -40,7 +40,7 @@ class SynthesisExplorer:
 def _make_controls(self: SynthesisExplorer, seed: int):
     "Dropdowns for image, region and strength, the seed, and the new-draw button, each redrawing on change."
     self.image = widgets.Dropdown(options=[(f.name, i) for i, f in enumerate(self.files)], value=0, description="image")
-    self.region = widgets.Dropdown(options=[(f"{i}: {label} ('{name}')", i) for i, (label, name) in enumerate(zip(REGION_LABELS, REGION_NAMES))],
+    self.region = widgets.Dropdown(options=[(f"{i}: {label} ('{name}')", i) for i, (label, name) in enumerate(zip(REGION_READER_LABELS, REGION_NAMES))],
                                    value=4, description="region")
     self.strength = widgets.Dropdown(options=[("random", "random")] + [(f"{w:g} ({'brighter' if w < 0 else 'darker'})", w) for w in STRENGTHS],
                                      value="random", description="strength")
@@ -113,7 +113,7 @@ def update(self: RegionPromptViewer, change=None):
     self.score, self.rule = float(aggregate(self.probs[None])[0]), decision_rule(self.probs)
     self.view.value = region_panels(np.array(picture) if self.size == IMAGE_SIZE else load_image(file), self.probs, self.norms, title=file.name)
     self.caption.value = f"<b>{file.name}</b>: score {self.score:.4f} ({self.rule}); " + \
-        ", ".join(f"{REGION_LABELS[r]} {p:.4f}" for r, p in enumerate(self.probs))
+        ", ".join(f"{REGION_TAGS[r]} {p:.4f}" for r, p in enumerate(self.probs))
 
 # %% ../nbs/07_widgets.ipynb #cab7ac03
 @patch
@@ -164,7 +164,7 @@ def show_report(self: ResultsDashboard, change=None):
 def show_image(self: ResultsDashboard, change=None):
     "Show the chosen image with its region probabilities."
     i = self.image.value
-    file = Path(self.current["metrics"]["root"]) / self.current["files"][i]
+    file = self.current["root"] / self.current["files"][i]
     self.detail.value = region_panels(load_image(file), self.current["probs"][i],
                                       title=f"{self.current['files'][i]} ({LABEL_NAMES[int(self.current['labels'][i])]})")
 

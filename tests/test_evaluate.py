@@ -1,6 +1,7 @@
 "Metrics against scikit-learn, summaries over seeds, reports, ppad-evaluate and ppad-demo."
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -80,6 +81,27 @@ def check_report(folder, n_images):
     return record
 
 
+def check_demo_answers_predict(out, record):
+    "The demo's run, as the demo left it, answers ppad-predict --run at the held-out threshold its report records; the report holds no machine path."
+    from ppad_nb.config import assets_path
+    assert record["n_heldout_normals"] == 16 and "Held-out normals: 16 normal training images" in (out / "report" / "README.md").read_text()
+    heldout = next(p["threshold"] for p in record["operating_points"] if p["name"] == "heldout_normals_95")
+    image = next((assets_path() / "zhanglab-mini" / "chest_xray" / "test" / "PNEUMONIA").iterdir())
+    for run_path in (out / "run", out):  # the run, or the demo's folder
+        result = run("ppad-predict", image, "--run", run_path, "--json")
+        assert result.returncode == 0, result.stderr
+        answer = json.loads(result.stdout)
+        assert (answer["operating_point"], answer["threshold"]) == ("heldout_normals_95", heldout)
+        assert answer["decision"] == ("abnormal" if answer["score"] > heldout else "normal")
+    for file in (out / "report").iterdir():
+        text = file.read_bytes().decode("utf-8", errors="ignore")
+        assert str(out.parent) not in text and str(assets_path()) not in text, file.name
+    learner = out / "run" / "learner.safetensors"  # a report is used only with the run it was written for
+    learner.write_bytes(learner.read_bytes() + b" ")
+    assert_user_error(run("ppad-predict", image, "--run", out, "--json"), out / "report", "is not the report of")
+    assert {"../run/loss.png", "../synthesized.png"} <= {line.split("(")[-1].rstrip(")") for line in (out / "report" / "README.md").read_text().splitlines() if line.startswith("![")}
+
+
 def test_demo_leaves_a_complete_report_and_protects_it(tmp_path):
     out = tmp_path / "demo"
     result = run("ppad-demo", "--out", out, "--clip-weights", "random:tiny", "--epochs", 2)
@@ -89,6 +111,7 @@ def test_demo_leaves_a_complete_report_and_protects_it(tmp_path):
     assert record["random_weights"] is True
     assert (out / "synthesized.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((out / "run" / "run.json").read_text())["finished"]
+    check_demo_answers_predict(out, record)
     assert_user_error(run("ppad-demo", "--out", out, "--clip-weights", "random:tiny", "--epochs", 2), "exists from an earlier demo; pass --force")
     assert run("ppad-demo", "--out", out, "--clip-weights", "random:tiny", "--epochs", 1, "--force").returncode == 0
     assert json.loads((out / "run" / "run.json").read_text())["preset"]["epochs"] == 1
@@ -104,6 +127,13 @@ def test_ppad_evaluate_a_learner_file(tmp_path, sample):
     with open(out / "scores.csv") as f: rows = list(csv.DictReader(f))
     labels = [1 if r["label"] == "abnormal" else 0 for r in rows]
     assert record["auc"] == pytest.approx(sk.roc_auc_score(labels, [float(r["score"]) for r in rows]))
+    from ppad_nb.config import assets_path
+    for file in out.iterdir():  # the learner, the CLIP and the test set are named relative to the report: no path of this machine
+        text = file.read_bytes().decode("utf-8", errors="ignore")
+        assert str(parity) not in text and str(assets_path()) not in text, file.name
+    learner = record["learner"]  # relative to the report, or only its name where the two share nothing but the filesystem root
+    assert learner == "learner_tiny.pt" or (not os.path.isabs(learner) and (out / learner).resolve() == (parity / "learner_tiny.pt").resolve())
+    assert record["root"] == "ppad_nb/assets/zhanglab-mini"
 
 
 def test_ppad_evaluate_bad_input(tmp_path):

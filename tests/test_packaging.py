@@ -1,7 +1,12 @@
 "What a pip-installed kit needs: the presets, the bundled sample with its licence, and a README in sync."
 import configparser
+import json
+import os
+import shutil
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 from conftest import REPO
 from ppad_nb.config import assets_path, read_presets
@@ -51,3 +56,43 @@ def test_only_widgets_imports_ipywidgets(tmp_path):
     assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip() == "False"
     script = "import sys, ppad_nb.widgets; print('ipywidgets' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip() == "True"
+
+
+def clean_venv(folder: Path) -> Path:
+    "A venv that sees this environment's dependencies (torch and the rest, not installed twice) but not its ppad_nb: the kit's"
+    "site-packages enter through a path line of a .pth file, so the .pth files in them (the editable install's finder) never run."
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    own = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True, check=True)
+    kit = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    (Path(own.stdout.strip()) / "kit-dependencies.pth").write_text("".join(f"{p}\n" for p in sorted(kit)))
+    return python
+
+
+def test_a_wheel_from_a_clone_installs_into_a_clean_venv_and_runs(tmp_path):
+    clone = tmp_path / "clone"
+    shutil.copytree(REPO, clone, ignore=shutil.ignore_patterns(".git", ".venv", "demo-output", "runs", "build", "dist", "*.egg-info",
+                                                               "__pycache__", ".pytest_cache", "_proc", "_docs"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet", ".", "-w", str(tmp_path / "dist")],
+                   cwd=clone, check=True, capture_output=True)
+    wheel, = (tmp_path / "dist").glob("ppad_nb-*.whl")
+    python = clean_venv(tmp_path / "venv")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--ignore-installed",
+                    "--quiet", str(wheel)], check=True, capture_output=True, env=env)
+    where = subprocess.run([python, "-c", "import ppad_nb; from ppad_nb.data import bundled_sample; print(ppad_nb.__file__); "
+                            "print(len(bundled_sample('train').files))"], capture_output=True, text=True, cwd=tmp_path, env=env, check=True)
+    module, shots = where.stdout.split()
+    assert Path(module).is_relative_to(tmp_path / "venv"), module   # the wheel's ppad_nb, not the checkout's
+    assert shots == "64"                                              # the bundled sample came with the wheel
+    bin_dir, bundled = tmp_path / "venv" / "bin", Path(module).parent / "assets" / "zhanglab-mini" / "chest_xray"
+    synth = subprocess.run([bin_dir / "ppad-synth", bundled / "train" / "NORMAL", "--out", tmp_path / "sas.png", "--count", "2"],
+                           capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert synth.returncode == 0 and (tmp_path / "sas.png").read_bytes()[:4] == b"\x89PNG", synth.stderr
+    image = next((bundled / "test" / "PNEUMONIA").iterdir())
+    parity = REPO / "tests" / "fixtures" / "parity-tiny"
+    predict = subprocess.run([bin_dir / "ppad-predict", image, "--clip-weights", parity / "clip_tiny.pt", "--learner", parity / "learner_tiny.pt",
+                              "--json"], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert predict.returncode == 0, predict.stderr
+    record = json.loads(predict.stdout)
+    assert record["file"] == str(image) and 0 <= record["score"] <= 1 and record["decision"] in ("normal", "abnormal")

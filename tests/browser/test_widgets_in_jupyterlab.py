@@ -1,6 +1,6 @@
 """The widgets of `nbs/07_widgets.ipynb` in a real browser: JupyterLab on 127.0.0.1 (a free port, no token), headless Chromium
 driven by Playwright; every cell run, every widget driven as a person would, its picture checked to change, the console checked
-to stay free of errors. Needs Chromium (Debian: `apt-get install -y chromium`; or PPAD_CHROMIUM=/path/to/chrome)."""
+to stay free of errors. Needs Chromium (`make test` gets it: tools/get_chromium.sh; or PPAD_CHROMIUM=/path/to/chrome)."""
 import json
 import os
 import shutil
@@ -18,14 +18,21 @@ NOTEBOOK = "07_widgets.ipynb"
 CHANGE_WAIT_S = 20  # the longest a picture may take to follow its control (the kernel draws it with matplotlib)
 
 
+def playwright_chromium() -> str | None:
+    "Playwright's own Chromium (`python -m playwright install chromium`), when it has been downloaded."
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright: return playwright.chromium.executable_path
+
+
 def find_chromium() -> str:
     "The Chromium to drive, or a failure that says how to get one (never a silent skip)."
     if os.environ.get("PPAD_SKIP_BROWSER"): pytest.skip("PPAD_SKIP_BROWSER is set: the browser test of the widgets did not run")
     candidates = [os.environ.get("PPAD_CHROMIUM")] + [shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")]
+    candidates.append(playwright_chromium())  # `make test` downloads Playwright's own where it cannot install the system's
     found = next((c for c in candidates if c and Path(c).is_file()), None)
     if found is None:
         pytest.fail("Chromium not found, so the widgets could not be tested in a browser. Install it (Debian/Ubuntu: "
-                    "sudo apt-get update && sudo apt-get install -y chromium), or set PPAD_CHROMIUM to a Chromium or Chrome binary; "
+                    "sudo apt-get update && sudo apt-get install -y chromium; elsewhere: python -m playwright install chromium; `make test` tries both), or set PPAD_CHROMIUM to a Chromium or Chrome binary; "
                     "PPAD_SKIP_BROWSER=1 skips this test knowingly.", pytrace=False)
     return found
 
