@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from .config import PPADError, atomic_write, clip_weights_path, default_device, get_preset, input_error
-from .safety import check_device, check_finite, check_seed, check_writable, folder_lock
+from .safety import check_device, check_finite, check_output, check_outputs, check_seed, check_writable, folder_lock
 from .data import REGION_LABELS, list_images, load_image
 from .synthesis import STRENGTHS, synthesized_tiles, write_grid_png
 
 # %% auto #0
-__all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'torchrun_env', 'quiet_on_this_rank', 'os_error_line', 'run_script',
-           'format_table', 'check_output', 'add_options', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error',
+__all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'torchrun_env', 'quiet_on_this_rank', 'os_error_line', 'in_job', 'end_rank',
+           'run_script', 'format_table', 'add_options', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error',
            'start_shard', 'leave_job', 'score_shards', 'score_parser', 'score', 'score_main', 'train_parser',
            'train_command', 'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
            'reproduce_command', 'reproduce_main', 'predict_parser', 'predict_record', 'explanation', 'predict',
@@ -45,6 +45,24 @@ def os_error_line(error: OSError) -> str:
     "The machine's refusal (a full disk, permissions, a vanished file) as `file: reason`."
     return f"{error.filename + ': ' if error.filename else ''}{error.strerror or error}"
 
+# %% ../nbs/08_cli.ipynb #1685fc15
+def in_job() -> bool:
+    "True in a torchrun job of several ranks."
+    try: env = torchrun_env()
+    except PPADError: return False
+    return env is not None and env[1] > 1
+
+def _lost_peer(error: Exception) -> bool:
+    "True for the error a rank meets when another rank of the job has gone: that rank reports the cause."
+    import torch.distributed as dist
+    return isinstance(error, dist.DistError) or "Connection closed by peer" in str(error)
+
+def end_rank(code: int) -> int:
+    "`code` in one process; in a torchrun job, end this rank now with `code`, skipping the exit barrier, so no rank waits for a failed one."
+    if not in_job(): return code
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(code)
+
 # %% ../nbs/08_cli.ipynb #1955b210
 def run_script(main, argv=None, prog: str | None = None) -> int:
     "Run `main(argv)`; a `PPADError` or Ctrl-C becomes one line on stderr and a non-zero status; warnings are one line too."
@@ -57,13 +75,17 @@ def run_script(main, argv=None, prog: str | None = None) -> int:
         return 0
     except PPADError as e:
         if not quiet_on_this_rank(e): print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+        return end_rank(2)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return end_rank(130)
     except OSError as e:  # the machine said no: one line, as for input errors
         print(f"{prog}: error: {os_error_line(e)}", file=sys.stderr)
-        return 2
+        return end_rank(2)
+    except Exception as e:  # under torchrun: one line, and every rank ends (a traceback in one process, as ever)
+        if not in_job(): raise
+        if not _lost_peer(e): print(f"{prog}: error: rank {torchrun_env()[0]}/{torchrun_env()[1]}: {type(e).__name__}: {str(e)[:300]}", file=sys.stderr)
+        return end_rank(1)
     finally:
         warnings.showwarning = show
 
@@ -75,16 +97,6 @@ def format_table(headers, rows) -> str:
     numeric = [all(isinstance(row[i], (int, float)) or row[i] == "" for row in rows) for i in range(len(headers))]
     line = lambda values: "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
     return "\n".join([line([str(h) for h in headers]), line(["-" * w for w in widths])] + [line(r) for r in cells])
-
-# %% ../nbs/08_cli.ipynb #d3602988
-def check_output(path, force: bool = False, suffix: str | None = None) -> Path:
-    "The output path, after refusing to replace an existing file unless `force` and checking its suffix."
-    path = Path(path)
-    if suffix and path.suffix.lower() != suffix: raise input_error(path, f"output must be a {suffix} file")
-    check_writable(path)  # before the work: a name too long, a file where a folder should be, a folder that cannot be written
-    if path.is_dir(): raise input_error(path, "is a folder; give a file name")
-    if path.exists() and not force: raise input_error(path, "already exists; pass --force to replace it")
-    return path
 
 # %% ../nbs/08_cli.ipynb #f6650a87
 SHARED_OPTIONS = {
@@ -137,8 +149,8 @@ def synth(argv=None):
     args = synth_parser().parse_args(argv)
     if args.count < 1: raise PPADError(f"--count must be at least 1, not {args.count}")
     check_seed(args.seed)
-    out = check_output(args.out, args.force, suffix=".png")
     files = list_images(args.images, recursive=True)
+    out = check_output(args.out, args.force, inputs=files, suffix=".png")  # never over one of the images it reads
     strength = None if args.strength == "random" else float(args.strength)
     tiles = synthesized_tiles(files, args.count, args.seed, REGION_CHOICES[args.region], strength, args.method, args.size,
                               show_outline=not args.no_outline)
@@ -236,6 +248,7 @@ def score_shards(shard: Shard, model, files, *args, progress: bool = True, **opt
     part, error = None, None
     try: part = score_images(model, files[share.start:share.stop], *args, progress=progress and shard.main, **options)
     except PPADError as e: error = e
+    except Exception as e: error = PPADError(f"{type(e).__name__}: {str(e)[:300]}")  # every rank must still reach the exchange below
     on = shard.device if shard.device.startswith("cuda") else "cpu"  # NCCL exchanges GPU tensors, gloo CPU ones
     _stop_if_any_failed(shard, error, on)
     probs = _gather_probs(shard, part["probs"], len(files), on)
@@ -267,8 +280,8 @@ def score(argv=None):
     args = score_parser().parse_args(argv)
     clip_weights_path(args.clip_weights, required=True)  # no weights: one line, before anything is read
     if args.batch_size < 1: raise PPADError(f"--batch-size must be at least 1, not {args.batch_size}")
-    out = check_output(args.out, args.force, suffix=".csv")
     files = list_images(args.images, recursive=True)
+    out = check_output(args.out, args.force, inputs=files + [Path(args.learner)], suffix=".csv")
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
     device = shard.device
     model = PPAD.from_learner(resolve_clip(args.clip_weights, device=device, precision=args.precision), args.learner)  # the prompts the learner records (CoOp, ablations, n_ctx)
@@ -372,14 +385,14 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, existing_data_root
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import compute_metrics, metrics_line, run_heldout, write_report
+    from ppad_nb.evaluate import REPORT_FILES, compute_metrics, metrics_line, report_made_with, run_heldout, test_set_digest, write_report
     from ppad_nb.model import PPAD, load_clip
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
-    check_writable(out, folder=True)
     test_set = read_dataset(existing_data_root(preset, data), preset.layout, "test")
+    check_outputs(out, REPORT_FILES, args.force, inputs=test_set.files + [learner])  # no input and no file the user wrote is replaced
     heldout = run_heldout(run_dir, data_root(preset, data)) if run_dir is not None else None  # the normals the run did not train on
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
     device = shard.device
@@ -387,10 +400,11 @@ def evaluate_command(argv=None):
     result = score_shards(shard, model, test_set.files, args.batch_size, preset.synthesis_size, device)
     heldout_result = score_shards(shard, model, heldout, args.batch_size, preset.synthesis_size, device) if heldout else None
     if not shard.main: return  # rank 0 computes the metrics and writes the report
+    made_with = report_made_with(learner, getattr(model.clip, "ppad_source", {}), test_set_digest(test_set))  # what the thresholds hold for
     result.update(labels=np.asarray(test_set.labels), root=Path(test_set.root))
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
-    write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights), "precision": args.precision})
+    write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights), "precision": args.precision, "made_with": made_with})
     print(metrics_line(out, result["metrics"]) + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
 
@@ -493,6 +507,14 @@ def _check_run_learner(run_dir: Path, learner=None):
     if learner is not None and Path(learner).is_file() and file_digest(learner) != file_digest(run_learner(run_dir)):
         raise input_error(learner, f"is not the learner of the run {run_dir}: the run's threshold holds only for its own; leave out --learner")
 
+# %% ../nbs/08_cli.ipynb #84f2c174
+def _check_report_current(run_dir: Path, learner, weights):
+    "Refuse the run's report when it was made with another learner or CLIP than the run's files now (compared by SHA-256)."
+    from ppad_nb.evaluate import clip_source_of, stale_report
+    metrics = run_dir / "report" / "metrics.json"
+    stale = stale_report(metrics, learner, clip_source_of(clip_weights_path(weights) or weights))
+    if stale: raise input_error(metrics, f"does not hold for the run as it is now: {stale}; evaluate it again (ppad-evaluate --run {run_dir} --force)")
+
 # %% ../nbs/08_cli.ipynb #d8820c1b
 def _predict_settings(args) -> tuple:
     "(learner, CLIP weights, size, threshold, operating point) of `ppad-predict`: from `--run`, `--threshold` or the defaults."
@@ -506,6 +528,7 @@ def _predict_settings(args) -> tuple:
         _check_run_clip(run_dir, state, weights)
         _check_run_learner(run_dir, learner)
         learner, weights = learner or run_learner(run_dir), weights or state.get("clip", {}).get("spec")
+        _check_report_current(run_dir, learner, weights)
         size = size or state["preset"].get("synthesis_size", 224)
     elif args.threshold is not None:
         if not 0 <= args.threshold <= 1: raise PPADError(f"--threshold must be between 0 and 1 (scores are), not {args.threshold}")
@@ -516,13 +539,14 @@ def _predict_settings(args) -> tuple:
     return learner, weights, size or 224, threshold, point
 
 # %% ../nbs/08_cli.ipynb #d8e384fb
-def _figure_paths(files, out, force: bool) -> dict:
+def _figure_paths(files, out, force: bool, inputs=()) -> dict:
     "The figure of each image in `out` (IMAGE-NAME.png, numbered where names repeat), each checked as an output."
     if out is None: return {}
     out = Path(out)
     if out.exists() and not out.is_dir(): raise input_error(out, "exists and is not a folder")
     stems = [f.stem for f in files]
-    return {f: check_output(out / (f"{f.stem}.png" if stems.count(f.stem) == 1 else f"{f.stem}-{i + 1}.png"), force) for i, f in enumerate(files)}
+    names = [f"{f.stem}.png" if stems.count(f.stem) == 1 else f"{f.stem}-{i + 1}.png" for i, f in enumerate(files)]
+    return dict(zip(files, check_outputs(out, names, force, inputs=list(files) + list(inputs))))
 
 # %% ../nbs/08_cli.ipynb #b108ce21
 def predict_record(file, probs, score: float, threshold: float, point: str) -> dict:
@@ -553,7 +577,7 @@ def predict(argv=None) -> list:
     for f in files:
         if not f.is_file(): raise input_error(f, "folder, not an image file" if f.is_dir() else "file not found")
     learner, weights, size, threshold, point = _predict_settings(args)
-    figures = _figure_paths(files, args.out, args.force)
+    figures = _figure_paths(files, args.out, args.force, inputs=[learner])
     device = check_device(args.device or default_device())
     model = PPAD.from_learner(load_clip(weights, device=device, precision=args.precision), learner)  # the prompts the learner records
     result = score_images(model, files, batch_size=16, size=size, device=device, progress=len(files) > 1 and not args.json)
