@@ -25,9 +25,9 @@ from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights
                             input_error, preset_from_dict)
 from .data import REGION_NAMES, file_digest, read_dataset
 from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, clip_record, evaluate, paired_auc_difference, percent, read_report,
-                              run_heldout, summarize, test_set_digest, write_report)
+                              run_heldout, summarize, image_set_digest, write_report)
 from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
-from .safety import check_device, check_number, check_seed, check_writable, folder_lock
+from .safety import check_device, check_number, check_output, check_seed, check_writable, folder_lock, made_by_kit
 from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
 
 # %% auto #0
@@ -176,7 +176,7 @@ class Reproduction:
     eval_batch_size: int = 32
     quiet: bool = False
     overwrite: bool = False
-    test_set_digest: str | None = None  # computed once, recorded by every report (`test_set_digest`)
+    test_set_digest: str | None = None  # computed once, recorded by every report (`image_set_digest`)
 
 # %% ../nbs/06_baselines.ipynb #566ba0c9
 @patch
@@ -210,11 +210,12 @@ def _written_by_reproduce(path: Path) -> bool:
     if path.suffix == ".csv": return first == ",".join(TABLE_CSV_HEADER)
     return re.fullmatch(r"\*\*[^*]+\*\*: .*", first) is not None and "\n| method | seeds |" in text
 
-def _check_tables(out: Path, overwrite: bool = False):
-    "Refuse, before any work, to replace a table.md or table.csv in `out` that `reproduce` did not write."
+def _check_tables(out: Path):
+    "Refuse, before any work, to replace a table.md or table.csv in `out` that `reproduce` did not write (even with --overwrite), or a link."
     for path in (Path(out) / "table.md", Path(out) / "table.csv"):
-        if path.exists() and not overwrite and not _written_by_reproduce(path):
-            raise input_error(path, "exists and was not written by reproduce; pass --overwrite to replace it, or choose another --out")
+        if os.path.islink(path): check_output(path)  # one line: a link is never written through
+        if path.exists() and not made_by_kit(path, changed=True) and not _written_by_reproduce(path):
+            raise input_error(path, "exists and was not written by reproduce; move it away or choose another --out")
 
 # %% ../nbs/06_baselines.ipynb #b1250428
 def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods=("ppad",), out="reproduce", splits=None,
@@ -224,12 +225,12 @@ def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods
     seeds = _checked_seeds(preset, seeds)
     out, device = Path(out), check_device(device or default_device())
     check_writable(out, folder=True)
-    _check_tables(out, options.get("overwrite", False))
+    _check_tables(out)
     root = existing_data_root(preset, data)
     test_set = read_dataset(root, preset.layout, "test")
     split_files = {seed: split_file(splits, seed) for seed in seeds} if splits is not None else {}
     return Reproduction(preset, seeds, loaded_clip(clip, device, precision), root, test_set, out, split_files, device,
-                        test_set_digest=test_set_digest(test_set), **options)
+                        test_set_digest=image_set_digest(test_set), **options)
 
 # %% ../nbs/06_baselines.ipynb #83a61174
 @patch
@@ -434,6 +435,8 @@ def _died(pool: ProcessPoolExecutor, processes: list) -> PPADError:
     "The one-line error for a job process that died: the run it was training (from `pool.started`) and how it ended."
     runs = {}
     while not pool.started.empty(): pid, name, seed = pool.started.get(); runs[pid] = f"{name}, seed {seed}"
+    waited = time.monotonic()
+    while any(p.exitcode is None for p in processes) and time.monotonic() - waited < 10: time.sleep(0.05)  # the pool is ending them
     dead = [p for p in processes if p.exitcode not in (None, 0, -signal.SIGTERM)]  # the pool ends the others with SIGTERM
     how = lambda p: f"killed by {signal.Signals(-p.exitcode).name}" if p.exitcode < 0 else f"exit code {p.exitcode}"
     named = [f"{runs.get(p.pid, 'a run not yet started')} ({how(p)})" for p in dead] or [f"{r} (ended)" for r in runs.values()] or ["a run (ended)"]
@@ -474,7 +477,7 @@ def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device:
     _check_clip_spec(clip, precision)
     read_dataset(existing_data_root(preset, data), preset.layout, "test")  # a missing data folder stops here, not in every job
     check_writable(out, folder=True)
-    _check_tables(out, overwrite)  # the serial pass that follows would refuse it only after the training
+    _check_tables(out)  # the serial pass that follows would refuse it only after the training
     for _, s in todo if splits is not None else ():
         split_file(splits, s)  # a missing split stops here, before any process starts
     with folder_lock(out), _job_pool(jobs, device) as pool:

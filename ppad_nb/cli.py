@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,12 @@ from .data import REGION_LABELS, list_images, load_image
 from .synthesis import STRENGTHS, synthesized_tiles, write_grid_png
 
 # %% auto #0
-__all__ = ['SHARED_OPTIONS', 'REGION_CHOICES', 'torchrun_env', 'quiet_on_this_rank', 'os_error_line', 'in_job', 'end_rank',
-           'run_script', 'format_table', 'add_options', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error',
-           'start_shard', 'leave_job', 'score_shards', 'score_parser', 'score', 'score_main', 'train_parser',
-           'train_command', 'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
-           'reproduce_command', 'reproduce_main', 'predict_parser', 'predict_record', 'explanation', 'predict',
-           'predict_main', 'demo_parser', 'demo_command', 'demo_main']
+__all__ = ['RANK_GRACE', 'SHARED_OPTIONS', 'REGION_CHOICES', 'torchrun_env', 'quiet_on_this_rank', 'os_error_line', 'in_job',
+           'report_failure', 'end_rank', 'run_script', 'format_table', 'add_options', 'synth_parser', 'synth',
+           'synth_main', 'Shard', 'rank_error', 'start_shard', 'leave_job', 'score_shards', 'score_parser', 'score',
+           'score_main', 'train_parser', 'train_command', 'train_main', 'evaluate_parser', 'evaluate_command',
+           'evaluate_main', 'reproduce_parser', 'reproduce_command', 'reproduce_main', 'predict_parser',
+           'predict_record', 'explanation', 'predict', 'predict_main', 'demo_parser', 'demo_command', 'demo_main']
 
 # %% ../nbs/08_cli.ipynb #4f464b82
 def torchrun_env() -> tuple | None:
@@ -57,6 +58,16 @@ def _lost_peer(error: Exception) -> bool:
     import torch.distributed as dist
     return isinstance(error, dist.DistError) or "Connection closed by peer" in str(error)
 
+RANK_GRACE = 5  # seconds a rank other than 0 waits before it reports an error of its own
+
+def report_failure(prog: str, message: str, error: Exception | None = None):
+    "`prog: error: message` once for the whole job: an error every rank meets is rank 0's to say; another rank says its own after `RANK_GRACE` s."
+    if getattr(error, "quiet", False): return  # this rank stopped because another failed; that one says why
+    if in_job() and not getattr(error, "rank_error", False) and torchrun_env()[0] != 0:
+        time.sleep(RANK_GRACE)  # if rank 0 met it too, rank 0 has said it and torchrun ends this rank before it wakes
+        message = f"rank {torchrun_env()[0]}/{torchrun_env()[1]}: {message}"
+    print(f"{prog}: error: {message}", file=sys.stderr)
+
 def end_rank(code: int) -> int:
     "`code` in one process; in a torchrun job, end this rank now with `code`, skipping the exit barrier, so no rank waits for a failed one."
     if not in_job(): return code
@@ -74,17 +85,17 @@ def run_script(main, argv=None, prog: str | None = None) -> int:
         main(argv)
         return 0
     except PPADError as e:
-        if not quiet_on_this_rank(e): print(f"{prog}: error: {e}", file=sys.stderr)
+        report_failure(prog, str(e), e)
         return end_rank(2)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return end_rank(130)
     except OSError as e:  # the machine said no: one line, as for input errors
-        print(f"{prog}: error: {os_error_line(e)}", file=sys.stderr)
+        report_failure(prog, os_error_line(e), e)
         return end_rank(2)
     except Exception as e:  # under torchrun: one line, and every rank ends (a traceback in one process, as ever)
         if not in_job(): raise
-        if not _lost_peer(e): print(f"{prog}: error: rank {torchrun_env()[0]}/{torchrun_env()[1]}: {type(e).__name__}: {str(e)[:300]}", file=sys.stderr)
+        if not _lost_peer(e): report_failure(prog, f"{type(e).__name__}: {str(e)[:300]}", e)
         return end_rank(1)
     finally:
         warnings.showwarning = show
@@ -385,7 +396,7 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, existing_data_root
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import REPORT_FILES, compute_metrics, metrics_line, report_made_with, run_heldout, test_set_digest, write_report
+    from ppad_nb.evaluate import REPORT_FILES, compute_metrics, metrics_line, report_made_with, run_heldout, image_set_digest, write_report
     from ppad_nb.model import PPAD, load_clip
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
@@ -400,7 +411,7 @@ def evaluate_command(argv=None):
     result = score_shards(shard, model, test_set.files, args.batch_size, preset.synthesis_size, device)
     heldout_result = score_shards(shard, model, heldout, args.batch_size, preset.synthesis_size, device) if heldout else None
     if not shard.main: return  # rank 0 computes the metrics and writes the report
-    made_with = report_made_with(learner, getattr(model.clip, "ppad_source", {}), test_set_digest(test_set))  # what the thresholds hold for
+    made_with = report_made_with(learner, getattr(model.clip, "ppad_source", {}), image_set_digest(test_set))  # what the thresholds hold for
     result.update(labels=np.asarray(test_set.labels), root=Path(test_set.root))
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]

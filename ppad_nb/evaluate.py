@@ -22,7 +22,7 @@ __all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESH
            'compute_metrics', 'percent', 'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci',
            'paired_auc_difference', 'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points',
            'calibration', 'evaluate', 'percent_ci', 'random_weights_note', 'write_report', 'read_report',
-           'test_set_digest', 'clip_record', 'report_made_with', 'clip_source_of', 'stale_report', 'metrics_line']
+           'image_set_digest', 'clip_record', 'report_made_with', 'clip_source_of', 'stale_report', 'metrics_line']
 
 # %% ../nbs/05_evaluate.ipynb #a8ff409c
 CONFIDENT = 0.8  # a region above this abnormal probability decides the image's score alone
@@ -422,11 +422,11 @@ def read_report(folder) -> dict:
     return {"metrics": metrics, **read_scores(folder / "scores.csv")}
 
 # %% ../nbs/05_evaluate.ipynb #2cc1ac69
-def test_set_digest(test_set) -> str:
-    "SHA-256 over the test set's sorted (relative path, SHA-256 of the image, label): any image added, removed, replaced or relabelled changes it."
-    root = Path(test_set.root)
+def image_set_digest(image_set) -> str:
+    "SHA-256 over an image set's sorted (relative path, SHA-256 of the image, label): any image added, removed, replaced or relabelled changes it."
+    root = Path(image_set.root)
     entries = sorted((Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else str(f), file_digest(f), int(label))
-                     for f, label in zip(test_set.files, test_set.labels))
+                     for f, label in zip(image_set.files, image_set.labels))
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 def clip_record(source: dict | None) -> dict:
@@ -437,9 +437,9 @@ def clip_record(source: dict | None) -> dict:
     return {**weights, "precision": source.get("precision", "fp32"), "rounded_like_release": source.get("rounded_like_release", False)}
 
 # %% ../nbs/05_evaluate.ipynb #2b3dc451
-def report_made_with(learner, clip_source: dict | None, test_set_digest: str | None) -> dict:
+def report_made_with(learner, clip_source: dict | None, test_set: str | None) -> dict:
     "The `made_with` record of a report: the learner file's SHA-256 (None for a zero-shot model), the CLIP's record and the test set's digest."
-    return {"learner_sha256": None if learner is None else file_digest(learner), "clip": clip_record(clip_source), "test_set": test_set_digest}
+    return {"learner_sha256": None if learner is None else file_digest(learner), "clip": clip_record(clip_source), "test_set": test_set}
 
 def clip_source_of(spec) -> dict:
     "The record of the CLIP `spec` as it is on disk now, without loading it: its weights file's SHA-256, or the spec of a random CLIP."

@@ -129,7 +129,9 @@ def _is_write_failure(error: BaseException) -> bool:
 
 # %% ../nbs/00_safety.ipynb #0247c0f0
 @contextlib.contextmanager
-def atomic_write(path, mode: str = "w", **open_kwargs):
+def atomic_write(path, mode: str = "w",
+                 record: bool = True,  # add it to the folder's `.ppad-made`; False for data sets the kit prepares, never replaced by --force
+                 **open_kwargs):
     "Open a temporary file beside `path`; move it onto `path` only if the `with` block succeeds, and record it as the kit's. Text is UTF-8, file names byte for byte."
     path = Path(path)
     _make_parent(path)
@@ -146,7 +148,7 @@ def atomic_write(path, mode: str = "w", **open_kwargs):
         if isinstance(e, OSError): raise output_error(path, e) from None
         if _is_write_failure(e): raise input_error(path, f"cannot write: {e}"[:300]) from None
         raise
-    record_made(path)
+    if record: record_made(path)
 
 # %% ../nbs/00_safety.ipynb #61ae3427
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
