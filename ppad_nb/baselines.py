@@ -176,7 +176,7 @@ class Reproduction:
     eval_batch_size: int = 32
     quiet: bool = False
     overwrite: bool = False
-    test_set_digest: str | None = None  # computed once, recorded by every report (`image_set_digest`)
+    test_set_digest: str | None = None  # computed on first use, once (`image_set_digest`); job processes that only train never hash the images
 
 # %% ../nbs/06_baselines.ipynb #566ba0c9
 @patch
@@ -229,8 +229,7 @@ def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods
     root = existing_data_root(preset, data)
     test_set = read_dataset(root, preset.layout, "test")
     split_files = {seed: split_file(splits, seed) for seed in seeds} if splits is not None else {}
-    return Reproduction(preset, seeds, loaded_clip(clip, device, precision), root, test_set, out, split_files, device,
-                        test_set_digest=image_set_digest(test_set), **options)
+    return Reproduction(preset, seeds, loaded_clip(clip, device, precision), root, test_set, out, split_files, device, **options)
 
 # %% ../nbs/06_baselines.ipynb #83a61174
 @patch
@@ -276,6 +275,7 @@ def train_method(self: Reproduction, name: str, seed: int, made_with: dict) -> P
 def method_model(self: Reproduction, name: str, seed=None) -> tuple:
     "(model, made_with) of a method and seed: the trained learner, or the zero-shot model."
     made_with = self.made_with(name, seed)
+    if self.test_set_digest is None: self.test_set_digest = image_set_digest(self.test_set)  # each test image hashed once per command
     test_set = self.test_set_digest  # the report's record adds the test set to the run's
     if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), {**made_with, "test_set": test_set, "learner_sha256": None}
     learner = self.train_method(name, seed, made_with)

@@ -200,6 +200,7 @@ def check_output(path, force: bool = False, inputs=(), folder=None, suffix: str 
     if suffix and path.suffix.lower() != suffix: raise input_error(path, f"output must be a {suffix} file")
     check_writable(path)  # a name too long, a file where a folder should be, a folder that cannot be written
     _refuse_link(path)
+    _refuse_link(path.parent / MADE_NAME)  # the kit's list of its files there is appended to after the write
     _check_not_input(path, inputs)
     if folder is not None and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder)):
         raise input_error(path, f"lies outside the output folder {folder} (through a link); choose another --out")
