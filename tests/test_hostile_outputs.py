@@ -293,6 +293,15 @@ def test_a_planted_lock_is_refused_and_never_followed(tmp_path, kind, fragment):
     assert snapshot(tmp_path) == before and not (tmp_path / "created-through-the-link").exists()
 
 
+def test_filelock_itself_neither_follows_nor_truncates_a_linked_lock_file(tmp_path):
+    "What the kit relies on between its own check and filelock's open: O_NOFOLLOW, no O_TRUNC (filelock >= 4.3)."
+    import filelock
+    victim = tmp_path / "victim.txt"; victim.write_text("the user's\n")
+    (tmp_path / LOCK_NAME).symlink_to(victim)
+    with pytest.raises(OSError): filelock.FileLock(tmp_path / LOCK_NAME, blocking=False).acquire()
+    assert victim.read_text() == "the user's\n"
+
+
 def test_the_lock_is_reentrant_signed_and_removed(tmp_path):
     with folder_lock(tmp_path, "first"):
         with folder_lock(tmp_path, "second"): signed = (tmp_path / LOCK_NAME).read_text()
