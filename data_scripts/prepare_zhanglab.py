@@ -53,7 +53,7 @@ def main(argv=None):
     from tqdm.auto import tqdm
     for file, target in tqdm(work, desc="converting", unit="image", disable=None):
         image = read_grayscale(file).resize((SIZE, SIZE), Image.BICUBIC)
-        with atomic_write(target, "wb") as f: image.save(f, format="PNG")
+        with atomic_write(target, "wb", record=False) as f: image.save(f, format="PNG")  # a data set, not an output --force replaces
     print(f"wrote {len(work)} images under {out}; the kit reads it with layout 'zhanglab'")
 
 

@@ -10,8 +10,10 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -22,10 +24,10 @@ from fastcore.basics import patch
 from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights_path, data_root, existing_data_root, default_device, get_preset,
                             input_error, preset_from_dict)
 from .data import REGION_NAMES, file_digest, read_dataset
-from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, evaluate, paired_auc_difference, percent, read_report,
-                              run_heldout, summarize, write_report)
+from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, clip_record, evaluate, paired_auc_difference, percent, read_report,
+                              run_heldout, summarize, image_set_digest, write_report)
 from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
-from .safety import check_device, check_number, check_seed, check_writable, folder_lock
+from .safety import check_device, check_number, check_output, check_seed, check_writable, folder_lock, made_by_kit
 from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
 
 # %% auto #0
@@ -33,7 +35,7 @@ __all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'PUBLISHED_E
            'TABLE_CSV_HEADER', 'Method', 'drop_period', 'build_model', 'published_elsewhere', 'split_file',
            'auc_differences', 'prompt_texts', 'prompt_sensitivity', 'Reproduction', 'start_reproduction',
            'prompt_sensitivity_line', 'reproduce', 'table_rows', 'markdown_table', 'write_table', 'job_devices',
-           'reproduce_jobs']
+           'usable_jobs', 'check_jobs', 'reproduce_jobs']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -117,14 +119,6 @@ def _json(value):
     "`value` as it reads back from JSON (tuples become lists), so records and expectations compare equal."
     return json.loads(json.dumps(value))
 
-# %% ../nbs/06_baselines.ipynb #f7ec52de
-def _clip_record(source: dict) -> dict:
-    "What identifies a CLIP: the SHA-256 of its weights file, else its spec (random:tiny); and the numerics it ran with."
-    source = source or {}
-    weights = {"sha256": source["sha256"]} if source.get("sha256") else {"spec": source.get("spec")}
-    # records from before the precision option: float32, weights as stored
-    return {**weights, "precision": source.get("precision", "fp32"), "rounded_like_release": source.get("rounded_like_release", False)}
-
 # %% ../nbs/06_baselines.ipynb #d54ab85e
 def _difference(recorded: dict, expected: dict) -> str | None:
     "The first setting in which a recorded result differs from the one asked for, as 'NAME = THEIRS, not OURS'; None if none does."
@@ -135,7 +129,7 @@ def _difference(recorded: dict, expected: dict) -> str | None:
             changed = [k for k in ours if theirs.get(k) != ours[k]]
             if changed: return f"{changed[0]} = {theirs.get(changed[0])!r}, not {ours[changed[0]]!r}"
         elif key == "clip":
-            record = _clip_record(theirs)
+            record = clip_record(theirs)
             changed = [k for k in ours if record.get(k) != ours.get(k)]  # say which: the weights, the precision or the rounding
             if changed: return f"the CLIP {(theirs or {}).get('spec')} ({changed[0]} {str(record.get(changed[0]))[:16]}), not {str(ours.get(changed[0]))[:16]}"
         elif key == "test_set":
@@ -155,15 +149,6 @@ def _report_done(report_dir: Path, made_with: dict) -> bool | None:
     if not isinstance(theirs, dict) or "test_set" not in theirs: return None        # an earlier version's report: recompute
     if _difference(theirs, {k: v for k, v in made_with.items() if k != "learner_sha256"}) is not None: return False
     return True if theirs.get("learner_sha256") == made_with.get("learner_sha256") else None
-
-# %% ../nbs/06_baselines.ipynb #46381986
-def _test_set_digest(test_set) -> str:
-    "SHA-256 of the test set's sorted (relative path, file size, label): changes when an image is added, removed, resized or relabelled."
-    import hashlib
-    root = Path(test_set.root)
-    entries = sorted((Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else str(f), Path(f).stat().st_size, int(label))
-                     for f, label in zip(test_set.files, test_set.labels))
-    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
 # %% ../nbs/06_baselines.ipynb #506a1d64
 def split_file(splits, seed: int) -> Path:
@@ -242,7 +227,7 @@ class Reproduction:
     eval_batch_size: int = 32
     quiet: bool = False
     overwrite: bool = False
-    test_set_digest: str | None = None  # computed once, recorded by every report (`_test_set_digest`)
+    test_set_digest: str | None = None  # computed on first use, once (`image_set_digest`); job processes that only train never hash the images
 
 # %% ../nbs/06_baselines.ipynb #566ba0c9
 @patch
@@ -276,11 +261,12 @@ def _written_by_reproduce(path: Path) -> bool:
     if path.suffix == ".csv": return first == ",".join(TABLE_CSV_HEADER)
     return re.fullmatch(r"\*\*[^*]+\*\*: .*", first) is not None and "\n| method | seeds |" in text
 
-def _check_tables(out: Path, overwrite: bool = False):
-    "Refuse, before any work, to replace a table.md or table.csv in `out` that `reproduce` did not write."
+def _check_tables(out: Path):
+    "Refuse, before any work, to replace a table.md or table.csv in `out` that `reproduce` did not write (even with --overwrite), or a link."
     for path in (Path(out) / "table.md", Path(out) / "table.csv"):
-        if path.exists() and not overwrite and not _written_by_reproduce(path):
-            raise input_error(path, "exists and was not written by reproduce; pass --overwrite to replace it, or choose another --out")
+        if os.path.islink(path): check_output(path)  # one line: a link is never written through
+        if path.exists() and not made_by_kit(path, changed=True) and not _written_by_reproduce(path):
+            raise input_error(path, "exists and was not written by reproduce; move it away or choose another --out")
 
 # %% ../nbs/06_baselines.ipynb #b1250428
 def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods=("ppad",), out="reproduce", splits=None,
@@ -290,12 +276,11 @@ def start_reproduction(preset: Preset, data=None, clip=None, seeds=None, methods
     seeds = _checked_seeds(preset, seeds)
     out, device = Path(out), check_device(device or default_device())
     check_writable(out, folder=True)
-    _check_tables(out, options.get("overwrite", False))
+    _check_tables(out)
     root = existing_data_root(preset, data)
     test_set = read_dataset(root, preset.layout, "test")
     split_files = {seed: split_file(splits, seed) for seed in seeds} if splits is not None else {}
-    return Reproduction(preset, seeds, loaded_clip(clip, device, precision), root, test_set, out, split_files, device,
-                        test_set_digest=_test_set_digest(test_set), **options)
+    return Reproduction(preset, seeds, loaded_clip(clip, device, precision), root, test_set, out, split_files, device, **options)
 
 # %% ../nbs/06_baselines.ipynb #83a61174
 @patch
@@ -313,7 +298,7 @@ def _label(name: str, seed=None) -> str: return name + (f" seed {seed}" if seed 
 def made_with(self: Reproduction, name: str, seed=None) -> dict:
     "What a method's run and report are made with: compared before either is kept."
     model = build_model(name, self.clip, self.preset.class_names, self.preset.layout)
-    record = {"preset": _json(asdict(self.method_preset(name))), "clip": _clip_record(getattr(self.clip, "ppad_source", {})),
+    record = {"preset": _json(asdict(self.method_preset(name))), "clip": clip_record(getattr(self.clip, "ppad_source", {})),
               "data": str(self.root), "model": _json(model.model_config()), "seed": seed}
     if not METHODS[name].trained: return {**record, "prompts": prompt_texts(model)}
     return {**record, "split_sha256": file_digest(self.split_files[seed]) if seed in self.split_files else None}
@@ -341,6 +326,7 @@ def train_method(self: Reproduction, name: str, seed: int, made_with: dict) -> P
 def method_model(self: Reproduction, name: str, seed=None) -> tuple:
     "(model, made_with) of a method and seed: the trained learner, or the zero-shot model."
     made_with = self.made_with(name, seed)
+    if self.test_set_digest is None: self.test_set_digest = image_set_digest(self.test_set)  # each test image hashed once per command
     test_set = self.test_set_digest  # the report's record adds the test set to the run's
     if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), {**made_with, "test_set": test_set, "learner_sha256": None}
     learner = self.train_method(name, seed, made_with)
@@ -472,38 +458,68 @@ def job_devices(device: str, jobs: int) -> tuple[list, int | None]:
         return [f"cuda:{i % torch.cuda.device_count()}" for i in range(jobs)], None
     return [device] * jobs, max(1, (os.cpu_count() or 1) // jobs) if device == "cpu" else None
 
+# %% ../nbs/06_baselines.ipynb #d3f498f1
+def usable_jobs(device: str) -> int:
+    "How many job processes can run at once: the CPUs this process may use, or on CUDA (no GPU named) the visible GPUs."
+    if device.startswith("cuda") and ":" not in device: return max(1, torch.cuda.device_count())
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+def check_jobs(jobs, device: str) -> int:
+    "`jobs` after checking it is a whole number from 1 to `usable_jobs(device)`."
+    check_number(jobs, "--jobs", 1, integer=True)
+    limit = usable_jobs(device)
+    if jobs > limit: raise PPADError(f"--jobs {jobs}: this machine can run at most {limit} job(s) at once on {device} ({'GPUs' if device.startswith('cuda') else 'usable CPUs'}); pass --jobs {limit} or fewer")
+    return jobs
+
 # %% ../nbs/06_baselines.ipynb #34508d58
 _JOB_DEVICE = None  # the device of this job process, set when it starts
+_JOB_STARTED = None  # where this job process announces each run it starts: (pid, method, seed)
 
-def _start_job_process(devices, threads):
+def _start_job_process(devices, threads, started=None):
     "In each job process: take a device of its own, and its share of the CPU threads."
-    global _JOB_DEVICE
-    _JOB_DEVICE = devices.get()
+    global _JOB_DEVICE, _JOB_STARTED
+    _JOB_DEVICE, _JOB_STARTED = devices.get(), started
     if threads: torch.set_num_threads(threads)
 
 # %% ../nbs/06_baselines.ipynb #1e3a67d7
 def _train_job(preset: Preset, name: str, seed: int, out, data=None, clip=None, workers: int = 0, splits=None,
                precision: str = "fp32", overwrite: bool = False) -> Path:
     "Train one (method, seed) run in this job process exactly as `reproduce` does; returns its learner file."
+    if _JOB_STARTED is not None: _JOB_STARTED.put((os.getpid(), name, seed))  # written at once (a SimpleQueue): survives a kill
     job = start_reproduction(preset, data, clip, (seed,), (name,), out, splits, _JOB_DEVICE, precision, workers=workers,
                              quiet=True, overwrite=overwrite)
     return job.train_method(name, seed, job.made_with(name, seed))
 
 # %% ../nbs/06_baselines.ipynb #4ba44adb
 def _job_pool(jobs: int, device: str) -> ProcessPoolExecutor:
-    "A pool of `jobs` fresh processes, each with its own device and share of the CPU threads (`job_devices`)."
+    "A pool of `jobs` fresh processes, each with its own device and share of the CPU threads (`job_devices`); `pool.started` hears of each run begun."
     devices, threads = job_devices(device, jobs)
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
+    queue, started = context.Queue(), context.SimpleQueue()
     for d in devices: queue.put(d)
-    return ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_job_process, initargs=(queue, threads))
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_job_process, initargs=(queue, threads, started))
+    pool.started = started
+    return pool
 
 # %% ../nbs/06_baselines.ipynb #d592d9fd
-def _first_failure(futures: list):
+def _died(pool: ProcessPoolExecutor, processes: list) -> PPADError:
+    "The one-line error for a job process that died: the run it was training (from `pool.started`) and how it ended."
+    runs = {}
+    while not pool.started.empty(): pid, name, seed = pool.started.get(); runs[pid] = f"{name}, seed {seed}"
+    waited = time.monotonic()
+    while any(p.exitcode is None for p in processes) and time.monotonic() - waited < 10: time.sleep(0.05)  # the pool is ending them
+    dead = [p for p in processes if p.exitcode not in (None, 0, -signal.SIGTERM)]  # the pool ends the others with SIGTERM
+    how = lambda p: f"killed by {signal.Signals(-p.exitcode).name}" if p.exitcode < 0 else f"exit code {p.exitcode}"
+    named = [f"{runs.get(p.pid, 'a run not yet started')} ({how(p)})" for p in dead] or [f"{r} (ended)" for r in runs.values()] or ["a run (ended)"]
+    return PPADError(f"the job process training {named[0]} died; run the same command again to resume (finished runs are kept)")
+
+def _first_failure(futures: list, pool: ProcessPoolExecutor | None = None):
     "Wait for `futures` until one fails; then cancel those not started and raise the first failure in their order."
+    processes = list(getattr(pool, "_processes", {}).values())  # the pool's processes, whose exit codes say which one died
     done, pending = wait(futures, return_when=FIRST_EXCEPTION)
     for future in pending: future.cancel()
     for future in futures:
+        if future in done and isinstance(future.exception(), BrokenProcessPool) and pool is not None: raise _died(pool, processes) from None
         if future in done: future.result()
 
 # %% ../nbs/06_baselines.ipynb #00ed6d3c
@@ -524,17 +540,17 @@ def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device:
                    clip=None,  # a CLIP spec: a weights file or `random:...` (each job process loads its own CLIP)
                    workers: int = 0, splits=None, precision: str = "fp32", overwrite: bool = False, **overrides) -> list:
     "Train the (method, seed) runs of `reproduce` in `jobs` processes, into the run folders a serial run uses; returns the runs."
-    check_number(jobs, "--jobs", 1, integer=True)
+    device = check_device(device or default_device())
+    check_jobs(jobs, device)  # bounded before anything else: a huge --jobs is one line, at once
     preset = resolve_preset(preset, **overrides)
     _check_options(methods, preset.metrics, workers)
     todo = [(m, s) for m in methods if METHODS[m].trained for s in _checked_seeds(preset, seeds)]
     _check_clip_spec(clip, precision)
     read_dataset(existing_data_root(preset, data), preset.layout, "test")  # a missing data folder stops here, not in every job
     check_writable(out, folder=True)
-    _check_tables(out, overwrite)  # the serial pass that follows would refuse it only after the training
+    _check_tables(out)  # the serial pass that follows would refuse it only after the training
     for _, s in todo if splits is not None else ():
         split_file(splits, s)  # a missing split stops here, before any process starts
-    device = check_device(device or default_device())
     with folder_lock(out), _job_pool(jobs, device) as pool:
-        _first_failure([pool.submit(_train_job, preset, m, s, out, data, clip, workers, splits, precision, overwrite) for m, s in todo])
+        _first_failure([pool.submit(_train_job, preset, m, s, out, data, clip, workers, splits, precision, overwrite) for m, s in todo], pool)
     return todo

@@ -13,26 +13,16 @@ import numpy as np
 
 from .console import add_options, run_script, torchrun_env
 from .config import PPADError, atomic_write, clip_weights_path, default_device, get_preset, input_error
-from .safety import check_device, check_finite, check_seed, check_writable, folder_lock
+from .safety import check_device, check_finite, check_output, check_outputs, check_seed, check_writable, folder_lock
 from .data import REGION_LABELS, REGION_SIDE_NOTE, list_images, load_image
 from .synthesis import MAX_GRID, STRENGTHS, synthesize_grid
 
 # %% auto #0
-__all__ = ['REGION_CHOICES', 'check_output', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error', 'start_shard',
-           'leave_job', 'score_shards', 'score_parser', 'score', 'score_main', 'train_parser', 'train_command',
-           'train_main', 'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser',
-           'reproduce_command', 'reproduce_main', 'predict_parser', 'predict_record', 'explanation', 'predict',
-           'predict_main', 'demo_parser', 'demo_command', 'demo_main']
-
-# %% ../nbs/08_cli.ipynb #d3602988
-def check_output(path, force: bool = False, suffix: str | None = None) -> Path:
-    "The output path, after refusing to replace an existing file unless `force` and checking its suffix."
-    path = Path(path)
-    if suffix and path.suffix.lower() != suffix: raise input_error(path, f"output must be a {suffix} file")
-    check_writable(path)  # before the work: a name too long, a file where a folder should be, a folder that cannot be written
-    if path.is_dir(): raise input_error(path, "is a folder; give a file name")
-    if path.exists() and not force: raise input_error(path, "already exists; pass --force to replace it")
-    return path
+__all__ = ['REGION_CHOICES', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error', 'start_shard', 'leave_job',
+           'score_shards', 'score_parser', 'score', 'score_main', 'train_parser', 'train_command', 'train_main',
+           'evaluate_parser', 'evaluate_command', 'evaluate_main', 'reproduce_parser', 'reproduce_command',
+           'reproduce_main', 'predict_parser', 'predict_record', 'explanation', 'predict', 'predict_main',
+           'demo_parser', 'demo_command', 'demo_main']
 
 # %% ../nbs/08_cli.ipynb #8c5a8f95
 REGION_CHOICES = {**{str(i): i for i in range(5)}, **{label: i for i, label in enumerate(REGION_LABELS)}, "random": None}  # --region: a number, a label, or random
@@ -68,8 +58,8 @@ def synth(argv=None):
     args = synth_parser().parse_args(argv)
     if not 1 <= args.count <= MAX_GRID: raise PPADError(f"--count must be between 1 and {MAX_GRID}, not {args.count}")
     check_seed(args.seed)
-    out = check_output(args.out, args.force, suffix=".png")
     files = list_images(args.images, recursive=True)
+    out = check_output(args.out, args.force, inputs=files, suffix=".png")  # never over one of the images it reads
     strength = None if args.strength == "random" else float(args.strength)
     grid, _ = synthesize_grid(files, args.count, args.seed, REGION_CHOICES[args.region], strength, args.method, args.size,
                               show_outline=not args.no_outline)
@@ -167,6 +157,7 @@ def score_shards(shard: Shard, model, files, *args, progress: bool = True, **opt
     part, error = None, None
     try: part = score_images(model, files[share.start:share.stop], *args, progress=progress and shard.main, **options)
     except PPADError as e: error = e
+    except Exception as e: error = PPADError(f"{type(e).__name__}: {str(e)[:300]}")  # every rank must still reach the exchange below
     on = shard.device if shard.device.startswith("cuda") else "cpu"  # NCCL exchanges GPU tensors, gloo CPU ones
     _stop_if_any_failed(shard, error, on)
     probs = _gather_probs(shard, part["probs"], len(files), on)
@@ -198,8 +189,8 @@ def score(argv=None):
     args = score_parser().parse_args(argv)
     clip_weights_path(args.clip_weights, required=True)  # no weights: one line, before anything is read
     if args.batch_size < 1: raise PPADError(f"--batch-size must be at least 1, not {args.batch_size}")
-    out = check_output(args.out, args.force, suffix=".csv")
     files = list_images(args.images, recursive=True)
+    out = check_output(args.out, args.force, inputs=files + [Path(args.learner)], suffix=".csv")
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
     device = shard.device
     model = PPAD.from_learner(resolve_clip(args.clip_weights, device=device, precision=args.precision), args.learner)  # the prompts the learner records (CoOp, ablations, n_ctx)
@@ -436,6 +427,14 @@ def _check_run_learner(run_dir: Path, learner=None):
     if learner is not None and Path(learner).is_file() and file_digest(learner) != file_digest(run_learner(run_dir)):
         raise input_error(learner, f"is not the learner of the run {run_dir}: the run's threshold holds only for its own; leave out --learner")
 
+# %% ../nbs/08_cli.ipynb #84f2c174
+def _check_report_current(run_dir: Path, report: Path, learner, weights):
+    "Refuse the run's report when it was made with another learner or CLIP than the run's files now (compared by SHA-256)."
+    from ppad_nb.evaluate import clip_source_of, stale_report
+    metrics = report / "metrics.json"
+    stale = stale_report(metrics, learner, clip_source_of(clip_weights_path(weights) or weights))
+    if stale: raise input_error(metrics, f"does not hold for the run as it is now: {stale}; evaluate it again (ppad-evaluate --run {run_dir} --force)")
+
 # %% ../nbs/08_cli.ipynb #d8820c1b
 def _predict_settings(args) -> tuple:
     "(learner, CLIP weights, size, threshold, operating point) of `ppad-predict`: from `--run`, `--threshold` or the defaults."
@@ -450,6 +449,7 @@ def _predict_settings(args) -> tuple:
         _check_run_clip(run_dir, state, weights)
         _check_run_learner(run_dir, learner)
         learner, weights = learner or run_learner(run_dir), weights or state.get("clip", {}).get("spec")
+        _check_report_current(run_dir, report, learner, weights)
         size = size or state["preset"].get("synthesis_size", 224)
     elif args.threshold is not None:
         if not 0 <= args.threshold <= 1: raise PPADError(f"--threshold must be between 0 and 1 (scores are), not {args.threshold}")
@@ -460,13 +460,14 @@ def _predict_settings(args) -> tuple:
     return learner, weights, size or 224, threshold, point
 
 # %% ../nbs/08_cli.ipynb #d8e384fb
-def _figure_paths(files, out, force: bool) -> dict:
+def _figure_paths(files, out, force: bool, inputs=()) -> dict:
     "The figure of each image in `out` (IMAGE-NAME.png, numbered where names repeat), each checked as an output."
     if out is None: return {}
     out = Path(out)
     if out.exists() and not out.is_dir(): raise input_error(out, "exists and is not a folder")
     stems = [f.stem for f in files]
-    return {f: check_output(out / (f"{f.stem}.png" if stems.count(f.stem) == 1 else f"{f.stem}-{i + 1}.png"), force) for i, f in enumerate(files)}
+    names = [f"{f.stem}.png" if stems.count(f.stem) == 1 else f"{f.stem}-{i + 1}.png" for i, f in enumerate(files)]
+    return dict(zip(files, check_outputs(out, names, force, inputs=list(files) + list(inputs))))
 
 # %% ../nbs/08_cli.ipynb #b108ce21
 def predict_record(file, probs, score: float, threshold: float, point: str) -> dict:
@@ -496,7 +497,7 @@ def predict(argv=None) -> list:
     for f in files:
         if not f.is_file(): raise input_error(f, "folder, not an image file" if f.is_dir() else "file not found")
     learner, weights, size, threshold, point = _predict_settings(args)
-    figures = _figure_paths(files, args.out, args.force)
+    figures = _figure_paths(files, args.out, args.force, inputs=[learner])
     device = check_device(args.device or default_device())
     model = PPAD.from_learner(load_clip(weights, device=device, precision=args.precision), learner)  # the prompts the learner records
     result = score_images(model, files, batch_size=16, size=size, device=device, progress=len(files) > 1 and not args.json)

@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from .safety import PPADError
 
 # %% auto #0
-__all__ = ['SHARED_OPTIONS', 'torchrun_env', 'quiet_on_this_rank', 'os_error_line', 'run_script', 'format_table', 'add_options']
+__all__ = ['RANK_GRACE', 'SHARED_OPTIONS', 'torchrun_env', 'quiet_on_this_rank', 'os_error_line', 'in_job', 'report_failure',
+           'end_rank', 'run_script', 'format_table', 'add_options']
 
 # %% ../nbs/00b_console.ipynb #4f464b82
 def torchrun_env() -> tuple | None:
@@ -35,6 +37,34 @@ def os_error_line(error: OSError) -> str:
     "The machine's refusal (a full disk, permissions, a vanished file) as `file: reason`."
     return f"{error.filename + ': ' if error.filename else ''}{error.strerror or error}"
 
+# %% ../nbs/00b_console.ipynb #1685fc15
+def in_job() -> bool:
+    "True in a torchrun job of several ranks."
+    try: env = torchrun_env()
+    except PPADError: return False
+    return env is not None and env[1] > 1
+
+def _lost_peer(error: Exception) -> bool:
+    "True for the error a rank meets when another rank of the job has gone: that rank reports the cause."
+    import torch.distributed as dist
+    return isinstance(error, dist.DistError) or "Connection closed by peer" in str(error)
+
+RANK_GRACE = 5  # seconds a rank other than 0 waits before it reports an error of its own
+
+def report_failure(prog: str, message: str, error: Exception | None = None):
+    "`prog: error: message` once for the whole job: an error every rank meets is rank 0's to say; another rank says its own after `RANK_GRACE` s."
+    if getattr(error, "quiet", False): return  # this rank stopped because another failed; that one says why
+    if in_job() and not getattr(error, "rank_error", False) and torchrun_env()[0] != 0:
+        time.sleep(RANK_GRACE)  # if rank 0 met it too, rank 0 has said it and torchrun ends this rank before it wakes
+        message = f"rank {torchrun_env()[0]}/{torchrun_env()[1]}: {message}"
+    print(f"{prog}: error: {message}", file=sys.stderr)
+
+def end_rank(code: int) -> int:
+    "`code` in one process; in a torchrun job, end this rank now with `code`, skipping the exit barrier, so no rank waits for a failed one."
+    if not in_job(): return code
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(code)
+
 # %% ../nbs/00b_console.ipynb #1955b210
 def run_script(main, argv=None, prog: str | None = None) -> int:
     "Run `main(argv)`; a `PPADError` or Ctrl-C becomes one line on stderr and a non-zero status; warnings are one line too."
@@ -46,14 +76,18 @@ def run_script(main, argv=None, prog: str | None = None) -> int:
         main(argv)
         return 0
     except PPADError as e:
-        if not quiet_on_this_rank(e): print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+        report_failure(prog, str(e), e)
+        return end_rank(2)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return end_rank(130)
     except OSError as e:  # the machine said no: one line, as for input errors
-        print(f"{prog}: error: {os_error_line(e)}", file=sys.stderr)
-        return 2
+        report_failure(prog, os_error_line(e), e)
+        return end_rank(2)
+    except Exception as e:  # under torchrun: one line, and every rank ends (a traceback in one process, as ever)
+        if not in_job(): raise
+        if not _lost_peer(e): report_failure(prog, f"{type(e).__name__}: {str(e)[:300]}", e)
+        return end_rank(1)
     finally:
         warnings.showwarning = show
 

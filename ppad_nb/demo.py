@@ -50,8 +50,8 @@ def find_run_report(path) -> tuple:
     if "run" in _demo_made(path): path = path / "run"
     own, beside = path / "report", path.parent / "report"
     if (own / "metrics.json").is_file() or path.name != "run" or "report" not in _demo_made(path.parent): return path, own
-    try: recorded = json.loads((beside / "metrics.json").read_text(encoding="utf-8")).get("learner_sha256")
-    except (OSError, ValueError, AttributeError): return path, beside   # missing or damaged: the caller says so
+    try: recorded = json.loads((beside / "metrics.json").read_text(encoding="utf-8"))["made_with"]["learner_sha256"]
+    except (OSError, ValueError, KeyError, TypeError): return path, beside   # missing or damaged: the caller says so
     if recorded and recorded != file_digest(run_learner(path)):
         raise input_error(beside, f"is not the report of {path} (its learner differs); run ppad-evaluate --run {path}")
     return path, beside
@@ -91,14 +91,14 @@ def demo_summary(report: Path, metrics: dict, weights: str) -> str:
     return metrics_line(report, metrics) + (" (random weights: not PPAD's numbers)" if weights.startswith("random:") else "")
 
 # %% ../nbs/06a_demo.ipynb #d3e0a005
-def write_demo_report(out: Path, run, result: dict, weights: str) -> Path:
+def write_demo_report(out: Path, run, result: dict, weights: str, test_set) -> Path:
     "Step 3's report, `out`/report: metrics, figures, and links to the run's loss plot and the synthesized anomalies."
-    from ppad_nb.data import file_digest
-    from ppad_nb.evaluate import write_report
+    from ppad_nb.evaluate import clip_source_of, image_set_digest, report_made_with, write_report
     from ppad_nb.train import run_learner
     clip = weights if weights.startswith("random:") else Path(weights).name
     extra = {"clip": clip, "random_weights": weights.startswith("random:"), "epochs": run.preset.epochs, "shots": run.preset.shots,
-             "run": "../run", "learner_sha256": file_digest(run_learner(run.run_dir))}
+             "run": "../run",
+             "made_with": report_made_with(run_learner(run.run_dir), clip_source_of(weights), image_set_digest(test_set))}  # what predict --run checks
     figures = {"The training loss of the run": "../run/loss.png", "The anomalies synthesized in step 1": "../synthesized.png"}
     return write_report(out / "report", result, title=f"ppad-demo: PPAD on the bundled sample, CLIP {clip}", extra=extra, figures=figures)
 
@@ -124,7 +124,7 @@ def demo(out="demo-output", clip=None, epochs: int | None = None, force: bool = 
         print("3/3 evaluating on the bundled test set (20 normal, 20 pneumonia)", flush=True)
         test_set = bundled_sample("test")
         result = evaluate(run.model, test_set, batch_size=20, device=device, progress=progress, heldout=run_heldout(run.run_dir, test_set.root))
-        report = write_demo_report(out, run, result, weights)
+        report = write_demo_report(out, run, result, weights, test_set)
         print(demo_summary(report, result["metrics"], weights))
         print(f"done in {time.time() - started:.0f} s. Report: {report / 'README.md'} (synthesized anomalies: {out / 'synthesized.png'})")
     return report

@@ -8,23 +8,26 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import fcntl
+import hashlib
 import io
+import json
 import os
 import pickle
-import re
 import socket
+import stat
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
+import filelock
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TEMP_PREFIX', 'NAME_MAX', 'LOCK_NAME', 'SEED_LIMIT', 'TORCHSCRIPT_HINT', 'PPADError', 'input_error', 'output_error',
-           'atomic_write', 'clean_temporaries', 'check_writable', 'folder_lock', 'count_nonfinite', 'check_finite',
-           'check_number', 'check_seed', 'check_device', 'is_torchscript', 'read_torchscript_tensors']
+__all__ = ['TEMP_PREFIX', 'MADE_NAME', 'MADE_LIMIT', 'NAME_MAX', 'LOCK_NAME', 'SEED_LIMIT', 'TORCHSCRIPT_HINT', 'PPADError',
+           'input_error', 'output_error', 'record_made', 'made_by_kit', 'atomic_write', 'check_writable',
+           'check_output', 'check_outputs', 'folder_lock', 'count_nonfinite', 'check_finite', 'check_number',
+           'check_seed', 'check_device', 'is_torchscript', 'read_torchscript_tensors']
 
 # %% ../nbs/00_safety.ipynb #d854e883
 class PPADError(Exception):
@@ -61,7 +64,7 @@ def _make_parent(path: Path):
 
 # %% ../nbs/00_safety.ipynb #66872a16
 def _temporary_beside(path: Path) -> tuple:
-    "(descriptor, name) of a new temporary file in the folder of `path`."
+    "(descriptor, name) of a new temporary file in the folder of `path` (`mkstemp`: exclusive creation, links not followed)."
     try: return tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
     except OSError as e: raise output_error(path, e) from None
 
@@ -70,12 +73,69 @@ def _publish(temporary: str, path: Path):
     os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; outputs should not be
     os.replace(temporary, path)
 
+def _refuse_link(path: Path):
+    "A one-line error when `path` is a symbolic link: the kit writes through no link it did not make."
+    if os.path.islink(path): raise input_error(path, "is a symbolic link; the kit does not write through links: remove it or choose another --out")
+
+# %% ../nbs/00_safety.ipynb #12650c2b
+MADE_NAME = ".ppad-made"  # per output folder: "SHA256 NAME" per file the kit wrote there
+MADE_LIMIT = 64 << 20  # bytes of that list read at most: a planted huge file cannot exhaust memory
+
+def _sha256(path) -> str:
+    "SHA-256 of a file's content."
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): digest.update(block)
+    return digest.hexdigest()
+
+def _made_list(folder: Path) -> dict:
+    "name -> SHA-256 of the files the kit wrote in `folder` (the latest write of each); empty when there is no list."
+    path = folder / MADE_NAME
+    if os.path.islink(path) or not path.is_file(): return {}
+    made = {}
+    with open(path, "rb") as f:
+        for line in f.read(MADE_LIMIT).decode("utf-8", "replace").splitlines():
+            digest, _, name = line.partition(" ")
+            with contextlib.suppress(ValueError): made[json.loads(name)] = digest
+    return made
+
+# %% ../nbs/00_safety.ipynb #00ac7e56
+def record_made(path):
+    "Add `path`, as it is now, to the list of files the kit wrote in its folder."
+    path = Path(path)
+    line = f"{_sha256(path)} {json.dumps(path.name)}\n".encode()
+    ledger = path.parent / MADE_NAME
+    try:
+        descriptor = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    except OSError as e: raise output_error(ledger, e) from None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1: raise input_error(ledger, "is not the kit's list of its files (linked elsewhere); remove it")
+        os.write(descriptor, line)
+    except OSError as e: raise output_error(ledger, e) from None
+    finally: os.close(descriptor)
+
+def made_by_kit(path, changed: bool = False) -> bool:
+    "True if `path` is a plain file the kit wrote, unchanged since (with `changed`: or changed since, as a damaged checkpoint is)."
+    path = Path(path)
+    if os.path.islink(path) or not path.is_file(): return False
+    recorded = _made_list(path.parent).get(path.name)
+    return recorded is not None and (changed or recorded == _sha256(path))
+
+# %% ../nbs/00_safety.ipynb #6941b116
+def _is_write_failure(error: BaseException) -> bool:
+    "True for the errors libraries raise in place of an `OSError` when a write fails (torch.save's `file write failed`)."
+    return isinstance(error, RuntimeError) and "write failed" in str(error)
+
 # %% ../nbs/00_safety.ipynb #0247c0f0
 @contextlib.contextmanager
-def atomic_write(path, mode: str = "w", **open_kwargs):
-    "Open a temporary file beside `path`; move it onto `path` only if the `with` block succeeds. Text is UTF-8, file names byte for byte."
+def atomic_write(path, mode: str = "w",
+                 record: bool = True,  # add it to the folder's `.ppad-made`; False for data sets the kit prepares, never replaced by --force
+                 **open_kwargs):
+    "Open a temporary file beside `path`; move it onto `path` only if the `with` block succeeds, and record it as the kit's. Text is UTF-8, file names byte for byte."
     path = Path(path)
     _make_parent(path)
+    _refuse_link(path)
     if "b" not in mode:  # names that are not UTF-8 (surrogate-escaped by Python) are written back as their original bytes
         open_kwargs.setdefault("encoding", "utf-8"); open_kwargs.setdefault("errors", "surrogateescape")
     descriptor, temporary = _temporary_beside(path)
@@ -84,25 +144,11 @@ def atomic_write(path, mode: str = "w", **open_kwargs):
             yield f
         _publish(temporary, path)
     except BaseException as e:
-        with contextlib.suppress(OSError): os.unlink(temporary)
+        with contextlib.suppress(OSError): os.unlink(temporary)  # the one temporary this write made, by its exact name
         if isinstance(e, OSError): raise output_error(path, e) from None
+        if _is_write_failure(e): raise input_error(path, f"cannot write: {e}"[:300]) from None
         raise
-
-# %% ../nbs/00_safety.ipynb #bf64602e
-_LEGACY_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # what atomic_write made before it used TEMP_PREFIX
-
-def _is_kit_temporary(entry: Path) -> bool:
-    "A plain file named as the kit's temporaries are (`.ppad-tmp-...`, or `.NAME.XXXXXXXX.tmp` of earlier versions)."
-    named = entry.name.startswith(TEMP_PREFIX) or bool(_LEGACY_TEMP.match(entry.name))
-    return named and entry.is_file() and not entry.is_symlink()
-
-def clean_temporaries(folder) -> list:
-    "Remove the kit's temporary files left in `folder` by a process that was killed mid-write; call it while holding the folder's lock."
-    folder, removed = Path(folder), []
-    if not folder.is_dir(): return removed
-    for entry in filter(_is_kit_temporary, folder.iterdir()):
-        with contextlib.suppress(OSError): entry.unlink(); removed.append(entry)
-    return removed
+    if record: record_made(path)
 
 # %% ../nbs/00_safety.ipynb #61ae3427
 NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows file systems
@@ -136,58 +182,84 @@ def check_writable(path, folder: bool = False) -> Path:
     _probe(_nearest_existing(path if folder else path.parent))
     return path
 
+# %% ../nbs/00_safety.ipynb #16d66078
+def _same_file(a, b) -> bool:
+    "True when `a` and `b` are the same file (after links), or name the same path."
+    with contextlib.suppress(OSError): return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+def _check_not_input(path: Path, inputs):
+    "A one-line error when `path` is one of the files `inputs`."
+    for source in inputs:
+        if _same_file(path, source): raise input_error(path, f"is an input of this command ({source}); choose another --out")
+
+# %% ../nbs/00_safety.ipynb #e16a81ea
+def check_output(path, force: bool = False, inputs=(), folder=None, suffix: str | None = None) -> Path:
+    "Before any work: the output file `path`, refused if it is a link, an input, outside `folder`, or exists (with `force`: exists and is not the kit's)."
+    path = Path(path)
+    if suffix and path.suffix.lower() != suffix: raise input_error(path, f"output must be a {suffix} file")
+    check_writable(path)  # a name too long, a file where a folder should be, a folder that cannot be written
+    _refuse_link(path)
+    _refuse_link(path.parent / MADE_NAME)  # the kit's list of its files there is appended to after the write
+    _check_not_input(path, inputs)
+    if folder is not None and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder)):
+        raise input_error(path, f"lies outside the output folder {folder} (through a link); choose another --out")
+    if path.exists():
+        if not force: raise input_error(path, "already exists; pass --force to replace it")
+        if not made_by_kit(path): raise input_error(path, "was not written by the kit (or was changed since): --force replaces only the kit's own files; move it away or choose another --out")
+    return path
+
+# %% ../nbs/00_safety.ipynb #219cb9fb
+def check_outputs(folder, names, force: bool = False, inputs=()) -> list:
+    "`check_output` for each file `names` of the output folder `folder`; the folder itself must be writable."
+    folder = check_writable(folder, folder=True)
+    return [check_output(folder / name, force, inputs, folder) for name in names]
+
 # %% ../nbs/00_safety.ipynb #c8c0cdba
 LOCK_NAME = ".ppad-lock"
-_HELD = {}  # folder -> [file descriptor, depth]: a process may take its own lock again
 
 def _holder(path: Path) -> str:
-    "Who holds the lock file at `path`, as it says."
-    with contextlib.suppress(OSError): return path.read_text(errors="replace").strip() or "an unknown process"
+    "Who holds the lock file at `path`, as it says (read without following a link)."
+    with contextlib.suppress(OSError):
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(descriptor, "rb") as f: return f.read(500).decode("utf-8", "replace").strip() or "an unknown process"
     return "an unknown process"
 
 # %% ../nbs/00_safety.ipynb #e99df31e
-def _take_lock(folder: Path) -> int:
-    "The descriptor of `FOLDER/.ppad-lock`, locked by this process; a one-line error naming the holder if another has it."
-    path = folder / LOCK_NAME
-    while True:
-        try: descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as e: raise output_error(path, e) from None
-        try: fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            raise input_error(folder, f"is in use by {_holder(path)}; wait for it to end (the lock goes with that process)") from None
-        with contextlib.suppress(OSError):
-            if os.stat(path).st_ino == os.fstat(descriptor).st_ino: return descriptor
-        os.close(descriptor)
+def _check_lock_file(path: Path):
+    "A one-line error when `path` exists as anything but a plain file of its own: the kit never follows, truncates or signs it."
+    try: info = os.lstat(path)
+    except FileNotFoundError: return
+    if stat.S_ISLNK(info.st_mode): raise input_error(path, "is a symbolic link; the kit does not follow it: remove it")
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1: raise input_error(path, "is not the kit's lock file (not a plain file, or linked to another name); remove it")
 
-def _sign_lock(descriptor: int, command: str | None):
-    "Write who holds the lock (pid, host, command) into the lock file."
-    command = command or " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+_SIGNATURE = {"holder": "an unknown process\n"}  # who takes the lock now: filelock hands `_sign_lock` the open file only
+
+def _sign_lock(descriptor: int):
+    "filelock's `on_acquired`: check the opened lock file is the kit's own, then write who holds it."
+    if os.fstat(descriptor).st_nlink != 1: raise PPADError("the lock file was linked to another name while it was taken; remove it")
     os.ftruncate(descriptor, 0)
-    os.write(descriptor, f"pid {os.getpid()} on {socket.gethostname()} ({command})\n".encode("utf-8", "replace"))
+    os.write(descriptor, _SIGNATURE["holder"].encode("utf-8", "replace"))
 
 # %% ../nbs/00_safety.ipynb #f66bf8d0
 @contextlib.contextmanager
 def folder_lock(folder, command: str | None = None):
-    "Hold an advisory lock (`flock`) on the output folder `folder`, created if needed; the kernel drops it when the process ends, however it ends."
+    "Hold an advisory lock on the output folder `folder`, created if needed; the kernel drops it when the process ends, however it ends."
     folder = Path(folder)
-    _make_parent(folder / LOCK_NAME)
-    key = os.path.realpath(folder)
-    if key in _HELD:
-        _HELD[key][1] += 1
-        try: yield folder
-        finally: _HELD[key][1] -= 1
-        return
-    descriptor = _take_lock(folder)
-    _sign_lock(descriptor, command)
-    _HELD[key] = [descriptor, 0]
-    try:
-        clean_temporaries(folder)
-        yield folder
+    path = folder / LOCK_NAME
+    _make_parent(path)
+    _check_lock_file(path)
+    command = command or " ".join([Path(sys.argv[0]).name] + sys.argv[1:])
+    _SIGNATURE["holder"] = f"pid {os.getpid()} on {socket.gethostname()} ({command})\n"
+    lock = filelock.FileLock(os.path.realpath(path), is_singleton=True, blocking=False, on_acquired=_sign_lock)
+    try: lock.acquire()
+    except filelock.Timeout: raise input_error(folder, f"is in use by {_holder(path)}; wait for it to end (the lock goes with that process)") from None
+    except OSError as e: raise output_error(path, e) from None
+    try: yield folder
     finally:
-        del _HELD[key]
-        with contextlib.suppress(OSError): os.unlink(folder / LOCK_NAME)
-        os.close(descriptor)
+        if lock.lock_counter == 1:  # the last hold in this process: remove the file while still holding it
+            with contextlib.suppress(OSError): os.unlink(path)
+        lock.release()
 
 # %% ../nbs/00_safety.ipynb #40508bcf
 def count_nonfinite(values) -> int:

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -24,7 +25,7 @@ from .config import (PPADError, Preset, atomic_write, clip_weights_path, data_ro
 from .data import (REGION_LABELS, heldout_normals, load_image, file_digest, read_dataset, read_shot_manifest, read_shots_file, sample_shots, to_tensor,
                           write_shot_manifest)
 from .model import PPAD, load_clip, read_checkpoint, resolve_clip
-from .safety import TEMP_PREFIX, check_device, check_finite, check_number, check_seed, check_writable, count_nonfinite, folder_lock
+from .safety import MADE_NAME, check_device, check_finite, check_number, check_seed, check_writable, count_nonfinite, folder_lock, made_by_kit
 from .synthesis import paste_patch, synthesize_anomaly
 
 # %% auto #0
@@ -232,15 +233,20 @@ def read_run_checkpoint(run_dir) -> dict:
     return checkpoint
 
 # %% ../nbs/04_train.ipynb #ad1b72c7
-def _remove_run_files(run_dir: Path):
-    "Remove the files a run writes (and the kit's report inside it), nothing else."
-    for name in RUN_FILES: (run_dir / name).unlink(missing_ok=True)
+def _run_files(run_dir: Path) -> list:
+    "The files of a run in `run_dir` (and of the kit's report inside it) that starting again removes; an error for one the kit did not write."
+    from ppad_nb.evaluate import REPORT_FILES
+    found = [p for p in [run_dir / n for n in RUN_FILES] + [run_dir / "report" / n for n in REPORT_FILES] if os.path.lexists(p)]
+    foreign = [p for p in found if not made_by_kit(p, changed=True)]  # a checkpoint damaged since is still the kit's
+    if foreign: raise input_error(foreign[0], "was not written by the kit: --overwrite replaces only the kit's own files; move it away or choose another --out")
+    return found
+
+def _remove_run_files(run_dir: Path, found: list):
+    "Remove the run files `found` (from `_run_files`), nothing else; the report folder goes too if nothing else is left in it."
+    for path in found: path.unlink(missing_ok=True)
     report = run_dir / "report"
-    if report.is_dir():  # a report of the replaced run must not survive it
-        from ppad_nb.evaluate import REPORT_FILES
-        for entry in report.iterdir():
-            if entry.name in REPORT_FILES or entry.name.startswith(TEMP_PREFIX): entry.unlink(missing_ok=True)
-        with contextlib.suppress(OSError): report.rmdir()
+    if report.is_dir() and {p.name for p in report.iterdir()} <= {MADE_NAME}:
+        with contextlib.suppress(OSError): (report / MADE_NAME).unlink(); report.rmdir()
 
 # %% ../nbs/04_train.ipynb #3882345c
 def prepare_run_dir(run_dir, resume: bool, overwrite: bool, act: bool = True) -> dict | None:
@@ -248,7 +254,8 @@ def prepare_run_dir(run_dir, resume: bool, overwrite: bool, act: bool = True) ->
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir(): raise input_error(run_dir, "exists and is not a folder")
     if overwrite:
-        if act: _remove_run_files(run_dir)
+        found = _run_files(run_dir) if run_dir.is_dir() else []
+        if act: _remove_run_files(run_dir, found)
         return None
     state = read_run_state(run_dir) if run_dir.is_dir() else None
     if state is not None and state.get("finished"):
@@ -263,7 +270,9 @@ def prepare_run_dir(run_dir, resume: bool, overwrite: bool, act: bool = True) ->
         if resume: raise input_error(run_dir, "has no checkpoint to resume from")
         clashing = [name for name in RUN_FILES if (run_dir / name).exists()]
         if clashing: raise input_error(run_dir / clashing[0], "exists; pass --overwrite to replace the run files in this folder")
-    elif act: _remove_run_files(run_dir)  # a run stopped before its first checkpoint: nothing to keep, it starts again
+    else:  # a run stopped before its first checkpoint: nothing to keep, it starts again
+        found = _run_files(run_dir)
+        if act: _remove_run_files(run_dir, found)
     return None
 
 # %% ../nbs/04_train.ipynb #55e4eb69

@@ -47,8 +47,13 @@ def test_synth_refuses_to_overwrite_unless_forced(tmp_path, sample):
     out.write_bytes(b"precious")
     assert_user_error(run("ppad-synth", folder, "--out", out, "--count", 1), out, "already exists")
     assert out.read_bytes() == b"precious"
-    assert run("ppad-synth", folder, "--out", out, "--count", 1, "--force").returncode == 0
-    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert_user_error(run("ppad-synth", folder, "--out", out, "--count", 1, "--force"), out, "was not written by the kit")
+    assert out.read_bytes() == b"precious"  # --force replaces only the kit's own files
+    out.unlink()
+    assert run("ppad-synth", folder, "--out", out, "--count", 1).returncode == 0
+    first = out.read_bytes()
+    assert run("ppad-synth", folder, "--out", out, "--count", 1, "--seed", 1, "--force").returncode == 0
+    assert out.read_bytes()[:4] == b"\x89PNG" and out.read_bytes() != first
 
 
 def test_missing_folder(tmp_path):

@@ -66,7 +66,7 @@ def test_aggregate_rule_is_strict():
 
 def check_report(folder, n_images):
     "A complete report folder: every file, all four metrics, one row per test image, real PNGs."
-    assert sorted(p.name for p in folder.iterdir()) == sorted(REPORT_FILES)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(REPORT_FILES + (".ppad-made",))
     record = json.loads((folder / "metrics.json").read_text())
     for key in ("acc", "auc", "f1", "ap"): assert 0 <= record[key] <= 1
     with open(folder / "scores.csv") as f: rows = list(csv.DictReader(f))

@@ -323,12 +323,13 @@ def test_names_of_242_to_255_bytes_can_be_written(tmp_path, images):
         out = tmp_path / ("s" * (length - 4) + ".png")
         assert call(cli.synth, images, "--out", out, "--count", 1).returncode == 0
         assert out.read_bytes()[:4] == b"\x89PNG"
-    assert sorted(len(p.name) for p in tmp_path.iterdir()) == [242, 255]  # no temporary left
+    assert sorted(len(p.name) for p in tmp_path.iterdir()) == [10, 242, 255]  # no temporary left; .ppad-made lists both
 
 
 def test_disk_full_is_one_line_and_keeps_the_old_file(tmp_path, images):
     out = tmp_path / "grid.png"
-    out.write_bytes(b"the previous grid")
+    assert call(cli.synth, images, "--out", out, "--count", 1).returncode == 0  # a grid of the kit: --force may replace it
+    previous = out.read_bytes()
     def small_disk():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         import resource
@@ -336,8 +337,8 @@ def test_disk_full_is_one_line_and_keeps_the_old_file(tmp_path, images):
     result = subprocess.run([str(Path(sys.executable).parent / "ppad-synth"), str(images), "--out", str(out), "--count", "8", "--force"],
                             capture_output=True, text=True, preexec_fn=small_disk, timeout=300)
     assert_user_error(result, out, "cannot write")
-    assert out.read_bytes() == b"the previous grid"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png"]
+    assert out.read_bytes() == previous
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ppad-made", "grid.png"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -467,14 +468,14 @@ def test_bad_settings_files_are_one_line(tmp_path, content, fragments):
 # ---------------------------------------------------------------------------------------------------------------
 # 12. Smaller points
 
-def test_temporaries_left_by_a_kill_are_cleaned_by_the_next_run(tmp_path, tiny):
+def test_files_named_like_temporaries_are_never_deleted(tmp_path, tiny):
+    "The kit deletes only temporaries this process made, by exact name: a leftover of a killed run and the user's look the same."
     out = tmp_path / "run"
     train("demo", clip=tiny, out=out, stop_after=1, progress=False, **TINY_RUN)
-    (out / ".ppad-tmp-k1ll3d00").write_bytes(b"half a checkpoint")
-    (out / ".checkpoint.pt.ab12cd34.tmp").write_bytes(b"half a checkpoint, earlier version")
-    (out / "my-notes.tmp").write_text("not the kit's")
+    names = (".ppad-tmp-k1ll3d00", ".checkpoint.pt.ab12cd34.tmp", ".draft.abcdefgh.tmp", ".ppad-tmp-notes", "my-notes.tmp")
+    for name in names: (out / name).write_text(f"{name}: the user's")
     train("demo", clip=tiny, out=out, resume=True, progress=False, **TINY_RUN)
-    assert sorted(p.name for p in out.iterdir() if p.name.endswith("tmp") or p.name.startswith(".ppad-tmp")) == ["my-notes.tmp"]
+    assert all((out / name).read_text() == f"{name}: the user's" for name in names)
 
 
 def test_overwrite_removes_the_stale_report_but_nothing_foreign(tmp_path, tiny):
@@ -483,7 +484,7 @@ def test_overwrite_removes_the_stale_report_but_nothing_foreign(tmp_path, tiny):
     assert call(cli.evaluate_command, "--run", out).returncode == 0
     (out / "report" / "my-analysis.ipynb").write_text("{}")
     train("demo", clip=tiny, out=out, overwrite=True, progress=False, **TINY_RUN)
-    assert sorted(p.name for p in (out / "report").iterdir()) == ["my-analysis.ipynb"]
+    assert sorted(p.name for p in (out / "report").iterdir()) == [".ppad-made", "my-analysis.ipynb"]
 
 
 def test_partial_report_is_recomputed(tmp_path, tiny):

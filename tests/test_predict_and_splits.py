@@ -19,7 +19,7 @@ def test_predict_gives_a_png_and_its_dicom_the_same_score(tmp_path, sample):
     scores = [line.split("score ")[1].split(" ")[0] for line in result.stdout.splitlines() if " score " in line]
     assert len(scores) == 2 and scores[0] == scores[1], result.stdout
     assert "rule: " in result.stdout and "regions (left/right are the image's: left (image) = patient's right): left " in result.stdout
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted([png.stem + ".png", "same.png"])
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted([".ppad-made", png.stem + ".png", "same.png"])
     assert (tmp_path / "figures" / "same.png").read_bytes()[:4] == b"\x89PNG"
 
     as_json = run("ppad-predict", png, dicom, *MODEL, "--json", "--threshold", "0.2")

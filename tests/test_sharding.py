@@ -52,7 +52,7 @@ def test_two_ranks_write_the_one_process_csv(tmp_path, sample):
     for rank in range(2): assert f"rank {rank}/2: {n // 2} of {n} images" in sharded.stderr
     assert sharded.stdout.count("wrote") == 1  # rank 0 alone writes and reports
     assert_same_scores(tmp_path / "two.csv", tmp_path / "one.csv")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.csv", "two.csv"]  # no temporary files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ppad-made", "one.csv", "two.csv"]  # no temporary files left
 
 
 def test_two_ranks_evaluate_to_the_one_process_report(tmp_path, capsys):
