@@ -295,14 +295,14 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, existing_data_root
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import compute_metrics, metrics_line, report_label, run_heldout, write_report
+    from ppad_nb.evaluate import REPORT_FILES, compute_metrics, image_set_digest, metrics_line, report_label, report_made_with, run_heldout, write_report
     from ppad_nb.model import PPAD, load_clip
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
-    check_writable(out, folder=True)
     test_set = read_dataset(existing_data_root(preset, data), preset.layout, "test")
+    check_outputs(out, REPORT_FILES, args.force, inputs=test_set.files + [learner])  # no input and no file the user wrote is replaced
     heldout = run_heldout(run_dir, data_root(preset, data)) if run_dir is not None else None  # the normals the run did not train on
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
     device = shard.device
@@ -310,12 +310,13 @@ def evaluate_command(argv=None):
     result = score_shards(shard, model, test_set.files, args.batch_size, preset.synthesis_size, device)
     heldout_result = score_shards(shard, model, heldout, args.batch_size, preset.synthesis_size, device) if heldout else None
     if not shard.main: return  # rank 0 computes the metrics and writes the report
+    made_with = report_made_with(learner, getattr(model.clip, "ppad_source", {}), image_set_digest(test_set))  # what the thresholds hold for
     result.update(labels=np.asarray(test_set.labels), root=Path(test_set.root))
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
     label = lambda spec: report_label(spec, out)  # paths relative to the report: no path of this machine in it
     write_report(out, result, title=f"{Path(learner).name} on {preset.name} ({label(test_set.root)})",
-                 extra={"learner": label(learner), "clip": label(weights), "precision": args.precision})
+                 extra={"learner": label(learner), "clip": label(weights), "precision": args.precision, "made_with": made_with})
     print(metrics_line(out, result["metrics"]) + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
 
