@@ -349,7 +349,7 @@ def reproduce_parser() -> argparse.ArgumentParser:
 # %% ../nbs/08_cli.ipynb #38af0c22
 def _announce_budget(preset, args):
     "Print the projected time of the reproduction on this machine (`ppad-bench budget`); say nothing when it cannot be measured."
-    from ppad_nb.bench import budget, budget_line  # ppad-bench's measurement; bench comes after cli in the chapters (see 09_bench)
+    from ppad_nb.bench import budget, budget_line  # ppad-bench's measurement (chapter 07a); loaded only when reproduce runs
     try: result = budget(preset, clip_weights_path(args.clip_weights, required=True), args.precision, args.device or default_device(),
                          args.data, args.methods, args.seeds, batch_size=2, repeats=1)
     except PPADError: return  # the reproduction's own checks then say what is wrong, in their words

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['BUNDLED_SAMPLE', 'figure_png', 'assets_path', 'settings_path', 'Preset', 'read_presets', 'get_preset', 'check_preset',
-           'preset_from_dict', 'data_root', 'clip_weights_path', 'existing_data_root', 'versions', 'seed_everything',
-           'default_device']
+__all__ = ['BUNDLED_SAMPLE', 'REPORT_FILES', 'figure_png', 'assets_path', 'settings_path', 'Preset', 'read_presets', 'get_preset',
+           'check_preset', 'preset_from_dict', 'data_root', 'clip_weights_path', 'existing_data_root', 'versions',
+           'seed_everything', 'default_device']
 
 # %% ../nbs/00a_config.ipynb #b30484d4
 from .safety import PPADError, _umask, atomic_write, input_error  # the rules live in ppad_nb.safety; kept importable from here
@@ -143,6 +143,9 @@ def data_root(preset: Preset, data=None) -> Path:
     root = Path(preset.root).expanduser()
     if root.is_absolute(): return root
     return Path(os.environ.get("PPAD_DATA", ".")).expanduser() / root
+
+# %% ../nbs/00a_config.ipynb #e44763e0
+REPORT_FILES = ("README.md", "metrics.json", "scores.csv", "curves.png", "histogram.png", "calibration.png", "extremes.png")  # what `write_report` (05) writes
 
 # %% ../nbs/00a_config.ipynb #709ddc29
 def clip_weights_path(path=None, required: bool = False):

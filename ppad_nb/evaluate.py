@@ -13,18 +13,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import PPADError, atomic_write, figure_png, input_error
+from .config import REPORT_FILES, PPADError, atomic_write, figure_png, input_error  # REPORT_FILES: the files this chapter's report writes
 from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, REGION_READER_LABELS, REGION_SIDE_NOTE, REGION_TAGS, ImageDataset, file_digest, load_image, read_shot_manifest
 
 # %% auto #0
 __all__ = ['CONFIDENT', 'REGION_COLOURS', 'LABEL_SPOTS', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESHOLD',
-           'BOOTSTRAP_RESAMPLES', 'CI_LEVEL', 'CALIBRATION_BINS', 'REPORT_FILES', 'aggregate', 'decision_rule',
-           'printable', 'region_panels', 'score_images', 'write_scores', 'read_scores', 'compute_metrics', 'percent',
-           'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci', 'paired_auc_difference',
-           'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points', 'calibration', 'score_range',
-           'score_span', 'evaluate', 'report_path', 'resolve_report_path', 'report_label', 'percent_ci',
-           'random_weights_note', 'write_report', 'read_report', 'image_set_digest', 'clip_record', 'report_made_with',
-           'clip_source_of', 'stale_report', 'read_operating_point', 'metrics_line']
+           'BOOTSTRAP_RESAMPLES', 'CI_LEVEL', 'CALIBRATION_BINS', 'aggregate', 'decision_rule', 'printable',
+           'region_panels', 'score_images', 'write_scores', 'read_scores', 'compute_metrics', 'percent', 'summarize',
+           'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci', 'paired_auc_difference', 'keep_below',
+           'rates_at', 'run_heldout', 'operating_points', 'format_points', 'calibration', 'score_range', 'score_span',
+           'evaluate', 'report_path', 'resolve_report_path', 'report_label', 'percent_ci', 'random_weights_note',
+           'write_report', 'read_report', 'image_set_digest', 'clip_record', 'report_made_with', 'clip_source_of',
+           'stale_report', 'read_operating_point', 'metrics_line']
 
 # %% ../nbs/05_evaluate.ipynb #a8ff409c
 CONFIDENT = 0.8  # a region above this abnormal probability decides the image's score alone
@@ -409,8 +409,6 @@ def _extremes_png(result, count: int = 6) -> bytes:
     return figure_png(figure, dpi=80)
 
 # %% ../nbs/05_evaluate.ipynb #f56f9303
-REPORT_FILES = ("README.md", "metrics.json", "scores.csv", "curves.png", "histogram.png", "calibration.png", "extremes.png")
-
 def _write_figures(folder: Path, result: dict, calibrated: dict):
     "Write the report's four figures into `folder`."
     labels, scores = result["labels"], result["scores"]

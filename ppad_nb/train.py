@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .config import (PPADError, Preset, atomic_write, clip_weights_path, data_root, existing_data_root, default_device, figure_png,
+from .config import (REPORT_FILES, PPADError, Preset, atomic_write, clip_weights_path, data_root, existing_data_root, default_device, figure_png,
                             check_preset, get_preset, input_error, preset_from_dict, versions)
 from .data import (REGION_LABELS, heldout_normals, load_image, file_digest, read_dataset, read_shot_manifest, read_shots_file, sample_shots, to_tensor,
                           write_shot_manifest)
@@ -235,7 +235,6 @@ def read_run_checkpoint(run_dir) -> dict:
 # %% ../nbs/04_train.ipynb #ad1b72c7
 def _run_files(run_dir: Path) -> list:
     "The files of a run in `run_dir` (and of the kit's report inside it) that starting again removes; an error for one the kit did not write."
-    from ppad_nb.evaluate import REPORT_FILES
     found = [p for p in [run_dir / n for n in RUN_FILES] + [run_dir / "report" / n for n in REPORT_FILES] if os.path.lexists(p)]
     foreign = [p for p in found if not made_by_kit(p, changed=True)]  # a checkpoint damaged since is still the kit's
     if foreign: raise input_error(foreign[0], "was not written by the kit: --overwrite replaces only the kit's own files; move it away or choose another --out")
