@@ -588,7 +588,10 @@ def test_ppad_predict_run_refuses_invalid_operating_points_in_one_line(trained_r
 
 
 def test_ppad_predict_run_uses_a_valid_operating_point(trained_run):
-    (trained_run / "report" / "metrics.json").write_text(json.dumps(points(heldout_normals_95=0.25)))
+    from ppad_nb.evaluate import clip_source_of, report_made_with
+    from ppad_nb.train import read_run_state, run_learner
+    made_with = report_made_with(run_learner(trained_run), clip_source_of(read_run_state(trained_run)["clip"]["spec"]), None)  # the run as it is
+    (trained_run / "report" / "metrics.json").write_text(json.dumps({**points(heldout_normals_95=0.25), "made_with": made_with}))
     image = sorted((PARITY / "images").iterdir())[0]
     result = call(cli.predict, image, "--run", trained_run, "--device", "cpu", "--json", prog="ppad-predict")
     assert result.returncode == 0, result.stderr
@@ -607,6 +610,6 @@ def test_predict_draws_the_figure_of_a_file_whose_name_is_not_utf8(tmp_path):
                              PARITY / "learner_tiny.pt", "--device", "cpu", "--out", tmp_path / "figures"], capture_output=True, timeout=600)
     assert result.returncode == 0 and b"Traceback" not in result.stderr, result.stderr
     assert result.stdout.startswith(os.fsencode(image) + b": score "), result.stdout  # the name printed as it is on disk
-    figures = os.listdir(os.fsencode(tmp_path / "figures"))
-    assert figures == [b"scan-\xff\xfe.png"]  # the figure keeps the image's name, byte for byte
+    figures = sorted(os.listdir(os.fsencode(tmp_path / "figures")))
+    assert figures == [b".ppad-made", b"scan-\xff\xfe.png"]  # the figure keeps the image's name, byte for byte (.ppad-made: the kit's list)
     assert (tmp_path / "figures" / name).read_bytes()[:4] == b"\x89PNG"
