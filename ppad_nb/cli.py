@@ -339,7 +339,8 @@ def reproduce_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="output folder (default: reproduce-PRESET)")
     parser.add_argument("--splits", default=None, help="reuse exact splits: a folder with seedS.csv (or seedS/shots.csv, or an earlier "
                                                       "reproduction's ppad/seedS/shots.csv) per seed; files checked by SHA-256")
-    add_options(parser, "epochs", "shots", "batch-size", "patch-sources", "workers", "device")
+    parser.add_argument("--shots", nargs="+", default=None, help="override the preset's number of normal training images; several numbers (e.g. 4 8 16 32 64) draw a k-shot curve: each k with every seed, in OUT/kK, and OUT/kshot.csv and kshot.png")
+    add_options(parser, "epochs", "batch-size", "patch-sources", "workers", "device")
     add_options(parser, "precision")
     parser.add_argument("--overwrite", action="store_true", help="recompute results in --out that were made with other settings (default: refuse)")
     parser.add_argument("--settings", default=None, help="settings file with the presets (default: the kit's settings.ini)")
@@ -359,13 +360,18 @@ def _announce_budget(preset, args):
 # %% ../nbs/08_cli.ipynb #3387545d
 def reproduce_command(argv=None):
     "The `ppad-reproduce` command."
-    from ppad_nb.baselines import reproduce, reproduce_jobs
+    from ppad_nb.baselines import reproduce, reproduce_jobs, reproduce_kshot, shot_counts
     from ppad_nb.train import resolve_preset
     args = reproduce_parser().parse_args(argv)
     out = Path(args.out or f"reproduce-{args.preset}")
-    preset = resolve_preset(args.preset, args.settings, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, patch_sources=args.patch_sources)
+    shots = shot_counts(args.shots, float("inf"), "--shots") if args.shots else ()  # several: a k-shot curve (checked against the data below)
+    preset = resolve_preset(args.preset, args.settings, epochs=args.epochs, shots=shots[0] if len(shots) == 1 else None, batch_size=args.batch_size, patch_sources=args.patch_sources)
     shared = dict(data=args.data, clip=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out, workers=args.workers,
                   device=args.device, splits=args.splits, precision=args.precision, overwrite=args.overwrite)
+    if len(shots) > 1:  # a curve: the budget projects one table, not this
+        reproduce_kshot(preset, shots, jobs=args.jobs, **shared)
+        print((out / "kshot.csv").read_text() + f"k-shot curves: {out / 'kshot.csv'} and {out / 'kshot.png'}")
+        return
     _announce_budget(preset, args)  # minutes or days: one line before any work
     try:
         if args.jobs != 1: reproduce_jobs(preset, jobs=args.jobs, **shared)  # the serial pass then finds every run finished, evaluates each, writes the table
