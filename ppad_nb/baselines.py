@@ -567,7 +567,7 @@ def kshot_rows(aucs: dict) -> list:
 def plot_kshot(aucs: dict, title: str = "") -> bytes:
     "PNG of the k-shot curves: mean AUC per k with its range and sample std per trained method; zero-shot (k = 0) as a horizontal line."
     from matplotlib.figure import Figure
-    from .config import figure_png
+    from ppad_nb.config import figure_png
     figure = Figure(figsize=(6, 3.6))
     ax = figure.subplots()
     for name in dict.fromkeys(n for n, _ in aucs):
