@@ -577,8 +577,10 @@ def plot_kshot(aucs: dict, title: str = "") -> bytes:
         line, = ax.plot(ks, [x.mean() for x in v], marker="o", label=name)
         ax.errorbar(ks, [x.mean() for x in v], yerr=[x.std(ddof=1) if len(x) > 1 else 0 for x in v], fmt="none", color=line.get_color(), capsize=3)
         ax.fill_between(ks, [x.min() for x in v], [x.max() for x in v], color=line.get_color(), alpha=0.15)
-    ax.set_xscale("log", base=2); ax.set_xlabel("shots k (normal training images)"); ax.set_ylabel("AUC (%)")
-    ax.set_title(title, fontsize=9); ax.legend(fontsize=8)
+    ks = sorted({k for _, k in aucs if k})
+    ax.set_xscale("log", base=2); ax.set_xticks(ks, [str(k) for k in ks]); ax.minorticks_off()
+    ax.set_xlabel("shots k (normal training images)"); ax.set_ylabel("AUC (%)")
+    ax.set_title(title + "\nmean over the draws; bars: ±1 sample std; band: min to max", fontsize=9); ax.legend(fontsize=8)
     figure.tight_layout()
     return figure_png(figure, dpi=90)
 
