@@ -224,6 +224,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
     parser.add_argument("--shots-file", default=None, help="reuse an exact split: the shots.csv of an earlier run (each file checked by its SHA-256), "
                         "or MVFA's few-shot file (its n-SEED line; its a- lines, abnormal images, are not used)")
+    parser.add_argument("--validate-every", type=int, default=None, help="every N epochs (and at the last) score a validation set of held-out normals with SAS anomalies (no test label); write validation.csv and learner-validated.safetensors (the best epoch's learner)")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     add_options(parser, "workers", "device")
@@ -244,13 +245,17 @@ def train_command(argv=None):
                                       patch_sources=args.patch_sources),
                        data=args.data, clip=args.clip_weights, seed=args.seed, out=args.out, resume=args.resume,
                        overwrite=args.overwrite, workers=args.workers, device=args.device, shots_file=args.shots_file,
-                       precision=args.precision)
+                       precision=args.precision, validate_every=args.validate_every)
     except KeyboardInterrupt:
         print(f"ppad-train: stopped; the last finished epoch is saved in {args.out}: continue with --resume", file=sys.stderr)
         raise
     history = result.history
     print(f"finished {result.preset.name} seed {result.seed}: {len(history)} iterations, loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f}")
     print(f"run folder: {result.run_dir} (learner.safetensors, learner_official.pt, shots.csv, heldout.csv, history.csv, loss.png, run.json)")
+    if args.validate_every and result.finished:
+        from ppad_nb.train import best_epoch, read_validation
+        print(f"validation: {result.run_dir / 'validation.csv'}; best epoch {best_epoch(read_validation(result.run_dir / 'validation.csv'))}, "
+              "its learner in learner-validated.safetensors (ppad-evaluate --checkpoint validated)")
 
 # %% ../nbs/08_cli.ipynb #20ffef44
 def train_main(): sys.exit(run_script(train_command, prog="ppad-train"))
@@ -272,6 +277,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     add_options(parser, "device")
     add_options(parser, "precision")
+    parser.add_argument("--checkpoint", choices=("last", "validated"), default="last", help="with --run: the learner of the last epoch (default, as released), or of the best validation epoch (a run trained with --validate-every; report in RUN/report-validated)")
     parser.add_argument("--force", action="store_true", help="replace an existing report")
     return parser
 
@@ -303,6 +309,10 @@ def evaluate_command(argv=None):
     from ppad_nb.model import PPAD, load_clip
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
+    if args.checkpoint == "validated":  # the learner chosen on the validation set, never on the test set
+        from ppad_nb.train import validated_learner
+        if run_dir is None: raise PPADError("--checkpoint validated needs --run (a run trained with --validate-every)")
+        learner, out = validated_learner(run_dir), Path(args.out) if args.out else run_dir / "report-validated"
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
     check_writable(out, folder=True)
@@ -317,7 +327,7 @@ def evaluate_command(argv=None):
     result.update(labels=np.asarray(test_set.labels), root=Path(test_set.root))
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
-    write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights), "precision": args.precision})
+    write_report(out, result, title=f"{learner} on {preset.name} ({test_set.root})", extra={"learner": str(learner), "clip": str(weights), "precision": args.precision, "checkpoint": args.checkpoint})
     print(metrics_line(out, result["metrics"]) + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
 
