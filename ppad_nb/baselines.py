@@ -619,6 +619,7 @@ def reproduce_kshot(preset="demo",  # a preset name or a `Preset`
     trained, aucs = [m for m in methods if METHODS[m].trained], {}
     for k in shots if trained else ():
         shared = dict(data=data, seeds=seeds, methods=trained, out=out / f"k{k}", overwrite=overwrite, **options)
+        _log(f"k = {k} shots per draw, in {out / f'k{k}'}", options.get("quiet", False))
         if jobs != 1: reproduce_jobs(replace(preset, shots=k), jobs=jobs, **{n: v for n, v in shared.items() if n not in ("quiet", "eval_batch_size")})
         results = reproduce(replace(preset, shots=k), **shared)
         aucs.update({(m, k): [r["auc"] for r in results[m]] for m in trained})
