@@ -32,10 +32,11 @@ from .train import loaded_clip, read_run_state, resolve_preset, run_learner, tra
 
 # %% auto #0
 __all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'PUBLISHED_ELSEWHERE', 'ZERO_SHOT_PROMPTS',
-           'TABLE_CSV_HEADER', 'Method', 'drop_period', 'build_model', 'published_elsewhere', 'split_file',
-           'auc_differences', 'prompt_texts', 'prompt_sensitivity', 'Reproduction', 'start_reproduction',
+           'TABLE_CSV_HEADER', 'KSHOT_CSV_HEADER', 'Method', 'drop_period', 'build_model', 'published_elsewhere',
+           'split_file', 'auc_differences', 'prompt_texts', 'prompt_sensitivity', 'Reproduction', 'start_reproduction',
            'prompt_sensitivity_line', 'reproduce', 'table_rows', 'markdown_table', 'write_table', 'job_devices',
-           'usable_jobs', 'check_jobs', 'reproduce_jobs']
+           'usable_jobs', 'check_jobs', 'reproduce_jobs', 'shot_counts', 'kshot_rows', 'plot_kshot', 'write_kshot',
+           'reproduce_kshot']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -554,3 +555,93 @@ def reproduce_jobs(preset, seeds=None, methods=("ppad",), jobs: int = 2, device:
     with folder_lock(out), _job_pool(jobs, device) as pool:
         _first_failure([pool.submit(_train_job, preset, m, s, out, data, clip, workers, splits, precision, overwrite) for m, s in todo], pool)
     return todo
+
+# %% ../nbs/06_baselines.ipynb #231d5c04
+def shot_counts(values, normals: int, source) -> tuple:
+    "The k of a k-shot curve from `values` (ints or their text), checked against the `normals` training images of `source`; sorted."
+    counts = []
+    for value in values:
+        if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value): value = int(value)
+        counts.append(check_number(value, "--shots", 1, integer=True))
+    repeated = sorted({k for k in counts if counts.count(k) > 1})
+    if repeated: raise PPADError(f"--shots lists {repeated[0]} more than once")
+    if not counts: raise PPADError("--shots needs at least one number")
+    if max(counts) > normals: raise input_error(source, f"has {normals} normal training images, fewer than --shots {max(counts)}")
+    return tuple(sorted(counts))
+
+# %% ../nbs/06_baselines.ipynb #865aa85a
+KSHOT_CSV_HEADER = ["method", "k", "auc_mean_percent", "auc_std_percent", "auc_min_percent", "auc_max_percent", "draws"]
+
+def kshot_rows(aucs: dict) -> list:
+    "Rows of kshot.csv from {(method, k): [AUC per draw]}."
+    rows = []
+    for (name, k), values in aucs.items():
+        v = 100 * np.asarray(values, dtype=float)
+        rows.append([name, k, round(v.mean(), 2), round(v.std(ddof=1), 2) if len(v) > 1 else "", round(v.min(), 2), round(v.max(), 2), len(v)])
+    return rows
+
+# %% ../nbs/06_baselines.ipynb #2677a4cc
+def plot_kshot(aucs: dict, title: str = "") -> bytes:
+    "PNG of the k-shot curves: mean AUC per k with its range and sample std per trained method; zero-shot (k = 0) as a horizontal line."
+    from matplotlib.figure import Figure
+    from ppad_nb.config import figure_png
+    figure = Figure(figsize=(6, 3.6))
+    ax = figure.subplots()
+    for name in dict.fromkeys(n for n, _ in aucs):
+        ks = sorted(k for n, k in aucs if n == name)
+        v = [100 * np.asarray(aucs[name, k], dtype=float) for k in ks]
+        if ks == [0]: ax.axhline(v[0].mean(), ls="--", color="gray", label=f"{name} (zero-shot)"); continue
+        line, = ax.plot(ks, [x.mean() for x in v], marker="o", label=name)
+        ax.errorbar(ks, [x.mean() for x in v], yerr=[x.std(ddof=1) if len(x) > 1 else 0 for x in v], fmt="none", color=line.get_color(), capsize=3)
+        ax.fill_between(ks, [x.min() for x in v], [x.max() for x in v], color=line.get_color(), alpha=0.15)
+    ks = sorted({k for _, k in aucs if k})
+    ax.set_xscale("log", base=2); ax.set_xticks(ks, [str(k) for k in ks]); ax.minorticks_off()
+    ax.set_xlabel("shots k (normal training images)"); ax.set_ylabel("AUC (%)")
+    ax.set_title(title + "\nmean over the draws; bars: ±1 sample std; band: min to max", fontsize=9); ax.legend(fontsize=8)
+    figure.tight_layout()
+    return figure_png(figure, dpi=90)
+
+# %% ../nbs/06_baselines.ipynb #90640317
+def _check_kshot_files(out: Path, overwrite: bool = False):
+    "Refuse, before any work, to replace a kshot.csv in `out` that `reproduce_kshot` did not write."
+    path = Path(out) / "kshot.csv"
+    try: first = path.read_text(encoding="utf-8").split("\n", 1)[0].rstrip("\r") if path.exists() else None
+    except (OSError, UnicodeDecodeError): first = ""
+    if first is not None and first != ",".join(KSHOT_CSV_HEADER) and not overwrite:
+        raise input_error(path, "exists and was not written by reproduce; pass --overwrite to replace it, or choose another --out")
+
+def write_kshot(out, aucs: dict, title: str = "") -> Path:
+    "Write kshot.csv and kshot.png into `out` (atomically)."
+    out = Path(out)
+    with atomic_write(out / "kshot.csv", newline="") as f: csv.writer(f).writerows([KSHOT_CSV_HEADER] + kshot_rows(aucs))
+    with atomic_write(out / "kshot.png", "wb") as f: f.write(plot_kshot(aucs, title))
+    return out / "kshot.csv"
+
+# %% ../nbs/06_baselines.ipynb #5e71ce0f
+def reproduce_kshot(preset="demo",  # a preset name or a `Preset`
+                    shots=(4, 8, 16, 32, 64),  # the k of the curve
+                    methods=("ppad",), out="reproduce", data=None, seeds=None, jobs: int = 1, overwrite: bool = False,
+                    **options) -> dict:  # the other options of `reproduce` (clip, device, workers, precision, quiet, ...)
+    "Reproduce at every k in `shots` (the preset's seeds as draws) into OUT/kK, zero-shot once; write kshot.csv and kshot.png; returns {(method, k): [AUC per draw]}."
+    preset = resolve_preset(preset)
+    if options.get("splits") is not None: raise PPADError("--splits fixes the shots of each seed; it cannot be combined with several --shots")
+    _check_options(methods, preset.metrics, options.get("workers", 0))
+    _checked_seeds(preset, seeds)
+    check_number(jobs, "--jobs", 1, integer=True)
+    root = existing_data_root(preset, data)
+    shots = shot_counts(shots, len(read_dataset(root, preset.layout, "train").normals()), root)
+    out = Path(out)
+    check_writable(out, folder=True)
+    _check_kshot_files(out, overwrite)
+    trained, aucs = [m for m in methods if METHODS[m].trained], {}
+    for k in shots if trained else ():
+        shared = dict(data=data, seeds=seeds, methods=trained, out=out / f"k{k}", overwrite=overwrite, **options)
+        _log(f"k = {k} shots per draw, in {out / f'k{k}'}", options.get("quiet", False))
+        if jobs != 1: reproduce_jobs(replace(preset, shots=k), jobs=jobs, **{n: v for n, v in shared.items() if n not in ("quiet", "eval_batch_size")})
+        results = reproduce(replace(preset, shots=k), **shared)
+        aucs.update({(m, k): [r["auc"] for r in results[m]] for m in trained})
+    if "chexzero" in methods:
+        results = reproduce(preset, data=data, seeds=seeds, methods=("chexzero",), out=out / "zero-shot", overwrite=overwrite, **options)
+        aucs["chexzero", 0] = [r["auc"] for r in results["chexzero"]]
+    write_kshot(out, aucs, f"{preset.name}: AUC against the number of shots ({len(_checked_seeds(preset, seeds))} draws per k)")
+    return aucs

@@ -220,6 +220,7 @@ def train_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, default=None, help="override the preset's learning rate")
     parser.add_argument("--shots-file", default=None, help="reuse an exact split: the shots.csv of an earlier run (each file checked by its SHA-256), "
                         "or MVFA's few-shot file (its n-SEED line; its a- lines, abnormal images, are not used)")
+    parser.add_argument("--validate-every", type=int, default=None, help="every N epochs (and at the last) score a validation set of held-out normals with SAS anomalies (no test label); write validation.csv and learner-validated.safetensors (the best epoch's learner)")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished run in --out")
     parser.add_argument("--overwrite", action="store_true", help="replace the run in --out")
     add_options(parser, "workers", "device")
@@ -240,13 +241,17 @@ def train_command(argv=None):
                                       patch_sources=args.patch_sources),
                        data=args.data, clip=args.clip_weights, seed=args.seed, out=args.out, resume=args.resume,
                        overwrite=args.overwrite, workers=args.workers, device=args.device, shots_file=args.shots_file,
-                       precision=args.precision)
+                       precision=args.precision, validate_every=args.validate_every)
     except KeyboardInterrupt:
         print(f"ppad-train: stopped; the last finished epoch is saved in {args.out}: continue with --resume", file=sys.stderr)
         raise
     history = result.history
     print(f"finished {result.preset.name} seed {result.seed}: {len(history)} iterations, loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f}")
     print(f"run folder: {result.run_dir} (learner.safetensors, learner_official.pt, shots.csv, heldout.csv, history.csv, loss.png, run.json)")
+    if args.validate_every and result.finished:
+        from ppad_nb.train import best_epoch, read_validation
+        print(f"validation: {result.run_dir / 'validation.csv'}; best epoch {best_epoch(read_validation(result.run_dir / 'validation.csv'))}, "
+              "its learner in learner-validated.safetensors (ppad-evaluate --checkpoint validated)")
 
 # %% ../nbs/08_cli.ipynb #20ffef44
 def train_main(): sys.exit(run_script(train_command, prog="ppad-train"))
@@ -268,6 +273,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
     add_options(parser, "device")
     add_options(parser, "precision")
+    parser.add_argument("--checkpoint", choices=("last", "validated"), default="last", help="with --run: the learner of the last epoch (default, as released), or of the best validation epoch (a run trained with --validate-every; report in RUN/report-validated)")
     parser.add_argument("--force", action="store_true", help="replace an existing report")
     return parser
 
@@ -300,6 +306,10 @@ def evaluate_command(argv=None):
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
+    if args.checkpoint == "validated":  # the learner chosen on the validation set, never on the test set
+        from ppad_nb.train import validated_learner
+        if run_dir is None: raise PPADError("--checkpoint validated needs --run (a run trained with --validate-every)")
+        learner, out = validated_learner(run_dir), Path(args.out) if args.out else run_dir / "report-validated"
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
     test_set = read_dataset(existing_data_root(preset, data), preset.layout, "test")
     check_outputs(out, REPORT_FILES, args.force, inputs=test_set.files + [learner])  # no input and no file the user wrote is replaced
@@ -316,7 +326,7 @@ def evaluate_command(argv=None):
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
     label = lambda spec: report_label(spec, out)  # paths relative to the report: no path of this machine in it
     write_report(out, result, title=f"{Path(learner).name} on {preset.name} ({label(test_set.root)})",
-                 extra={"learner": label(learner), "clip": label(weights), "precision": args.precision, "made_with": made_with})
+                 extra={"learner": label(learner), "clip": label(weights), "precision": args.precision, "made_with": made_with, "checkpoint": args.checkpoint})
     print(metrics_line(out, result["metrics"]) + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
 
@@ -338,7 +348,8 @@ def reproduce_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="output folder (default: reproduce-PRESET)")
     parser.add_argument("--splits", default=None, help="reuse exact splits: a folder with seedS.csv (or seedS/shots.csv, or an earlier "
                                                       "reproduction's ppad/seedS/shots.csv) per seed; files checked by SHA-256")
-    add_options(parser, "epochs", "shots", "batch-size", "patch-sources", "workers", "device")
+    parser.add_argument("--shots", nargs="+", default=None, help="override the preset's number of normal training images; several numbers (e.g. 4 8 16 32 64) draw a k-shot curve: each k with every seed, in OUT/kK, and OUT/kshot.csv and kshot.png")
+    add_options(parser, "epochs", "batch-size", "patch-sources", "workers", "device")
     add_options(parser, "precision")
     parser.add_argument("--overwrite", action="store_true", help="recompute results in --out that were made with other settings (default: refuse)")
     parser.add_argument("--settings", default=None, help="settings file with the presets (default: the kit's settings.ini)")
@@ -358,13 +369,18 @@ def _announce_budget(preset, args):
 # %% ../nbs/08_cli.ipynb #3387545d
 def reproduce_command(argv=None):
     "The `ppad-reproduce` command."
-    from ppad_nb.baselines import reproduce, reproduce_jobs
+    from ppad_nb.baselines import reproduce, reproduce_jobs, reproduce_kshot, shot_counts
     from ppad_nb.train import resolve_preset
     args = reproduce_parser().parse_args(argv)
     out = Path(args.out or f"reproduce-{args.preset}")
-    preset = resolve_preset(args.preset, args.settings, epochs=args.epochs, shots=args.shots, batch_size=args.batch_size, patch_sources=args.patch_sources)
+    shots = shot_counts(args.shots, float("inf"), "--shots") if args.shots else ()  # several: a k-shot curve (checked against the data below)
+    preset = resolve_preset(args.preset, args.settings, epochs=args.epochs, shots=shots[0] if len(shots) == 1 else None, batch_size=args.batch_size, patch_sources=args.patch_sources)
     shared = dict(data=args.data, clip=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out, workers=args.workers,
                   device=args.device, splits=args.splits, precision=args.precision, overwrite=args.overwrite)
+    if len(shots) > 1:  # a curve: the budget projects one table, not this
+        reproduce_kshot(preset, shots, jobs=args.jobs, **shared)
+        print((out / "kshot.csv").read_text() + f"k-shot curves: {out / 'kshot.csv'} and {out / 'kshot.png'}")
+        return
     _announce_budget(preset, args)  # minutes or days: one line before any work
     try:
         if args.jobs != 1: reproduce_jobs(preset, jobs=args.jobs, **shared)  # the serial pass then finds every run finished, evaluates each, writes the table

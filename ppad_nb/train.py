@@ -29,10 +29,12 @@ from .safety import MADE_NAME, check_device, check_finite, check_number, check_s
 from .synthesis import paste_patch, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'LEARNER_FILE', 'RUN_FILES', 'ppad_loss', 'TrainingSample', 'TrainingSet',
-           'EpochBatches', 'training_loader', 'prompt_optimizer', 'fit', 'resolve_preset', 'loaded_clip', 'TrainResult',
-           'read_run_state', 'run_learner', 'read_run_checkpoint', 'prepare_run_dir', 'write_history', 'plot_history',
-           'Run', 'start_run', 'prompt_model', 'train']
+__all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'LEARNER_FILE', 'VALIDATION_FILE', 'VALIDATED_LEARNER', 'RUN_FILES',
+           'VALIDATION_SEED', 'ppad_loss', 'TrainingSample', 'TrainingSet', 'EpochBatches', 'training_loader',
+           'prompt_optimizer', 'fit', 'resolve_preset', 'loaded_clip', 'TrainResult', 'read_run_state', 'run_learner',
+           'read_run_checkpoint', 'prepare_run_dir', 'write_history', 'plot_history', 'Run', 'start_run',
+           'prompt_model', 'train', 'validation_set', 'validation_score', 'read_validation', 'best_epoch',
+           'check_validation', 'validated_learner']
 
 # %% ../nbs/04_train.ipynb #85ed18d4
 def ppad_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -177,7 +179,9 @@ def loaded_clip(clip=None,                  # a loaded CLIP, or its spec (see `r
 
 # %% ../nbs/04_train.ipynb #c6cf94fc
 LEARNER_FILE = "learner.safetensors"  # the kit's learner
-RUN_FILES = ("checkpoint.pt", "run.json", "shots.csv", "heldout.csv", LEARNER_FILE, "learner_official.pt", "history.csv", "loss.png")
+VALIDATION_FILE, VALIDATED_LEARNER = "validation.csv", "learner-validated.safetensors"  # with --validate-every: the record, the best epoch's learner
+RUN_FILES = ("checkpoint.pt", "run.json", "shots.csv", "heldout.csv", LEARNER_FILE, "learner_official.pt", "history.csv", "loss.png",
+             VALIDATION_FILE, VALIDATED_LEARNER)
 
 # %% ../nbs/04_train.ipynb #38997747
 @dataclass
@@ -370,6 +374,8 @@ class Run:
     history: list = field(default_factory=list)  # one dict per iteration: iteration, epoch, loss, lr
     started: float = field(default_factory=time.time)
     shots_from: dict | None = None   # the shots file's format and what of it was used (MVFA's a- lines are not)
+    validate_every: int | None = None  # score the validation set every N epochs (and the last); None: never, as released
+    validation: list | None = None     # the validation samples, made when first needed
 
 # %% ../nbs/04_train.ipynb #8942d935
 @patch(as_prop=True)
@@ -471,6 +477,7 @@ def end_epoch(self: Run):
     "At the end of an epoch: refuse non-finite prompts, then save checkpoint.pt and run.json."
     if count_nonfinite(self.model.ctx) or count_nonfinite(self.model.mask_embedding):
         raise _diverged(self.run_dir, len(self.history) - 1, self.epochs_done - 1, "the prompts hold NaN or infinite values")
+    if self.validate_every and self.run_dir is not None: self.validate_if_due()
     if self.run_dir is not None: self.save_checkpoint(); self.write_state()
 
 # %% ../nbs/04_train.ipynb #d017b244
@@ -513,6 +520,7 @@ def train(preset="demo",              # a preset name or a `Preset` (see `resolv
           prompts: dict | None = None,    # PPAD's prompt settings (position_names, image_prompt, n_ctx)
           shots_file=None,                # reuse the shots of an earlier run's shots.csv
           precision: str | None = None,   # fp32, release or bf16; None: a loaded clip's own, else fp32
+          validate_every: int | None = None,  # score a validation set of held-out normals every N epochs; keep the best epoch's learner
           **overrides) -> TrainResult:
     "Train PPAD's prompts with a preset and `overrides` of its fields; optionally keep a resumable run folder `out`."
     preset, seed = resolve_preset(preset, None, **overrides), check_seed(seed)  # every argument is checked before anything is created
@@ -520,8 +528,82 @@ def train(preset="demo",              # a preset name or a `Preset` (see `resolv
     if stop_after is not None: check_number(stop_after, "stop_after", 1, integer=True)
     device = check_device(device or default_device())
     run = start_run(preset, seed, data, out, resume, overwrite, shots_file)
+    if validate_every is not None: run.validate_every = check_validation(validate_every, run)
     run.set_model(prompt_model(loaded_clip(clip, device, precision), preset, seed, device, prompts))
     with run.open_folder(resume, overwrite):
         finished = run.fit_epochs(run.loader(workers, progress), stop_after, progress)
         if finished: run.finish()
     return TrainResult(run.model, run.history, preset, seed, run.shots, run.run_dir, finished)
+
+# %% ../nbs/04_train.ipynb #66701221
+VALIDATION_SEED = 2024  # the seed of every validation set's regions and anomalies
+
+def validation_set(files, size: int = 224,
+                   limit: int = 500,  # as many held-out normals as a run records
+                   seed: int = VALIDATION_SEED) -> list:
+    "Validation samples of the normal `files`: each as it is (normal) and with a SAS anomaly in a seeded region (abnormal)."
+    samples = []
+    for index, file in enumerate(list(files)[:limit]):
+        image, rng = load_image(file, size), np.random.default_rng([seed, index])
+        region = int(rng.integers(5))
+        anomaly = synthesize_anomaly(image, region, rng)
+        samples += [TrainingSample(image, region, (1.0, 0.0), None), TrainingSample(anomaly.image, region, (0.0, 1.0), anomaly)]
+    return samples
+
+# %% ../nbs/04_train.ipynb #2b8a0b11
+@torch.no_grad()
+def validation_score(model: PPAD, samples: list, batch_size: int = 32, device: str = "cpu") -> tuple:
+    "(AUC, loss) of `model` on validation `samples`: the abnormal probability in each sample's region, and the training loss."
+    from sklearn.metrics import roc_auc_score
+    was_training, probs, loss = model.training, [], 0.0
+    model.eval()
+    try:
+        for start in range(0, len(samples), batch_size):
+            batch = samples[start:start + batch_size]
+            logits = model(torch.stack([to_tensor(s.image) for s in batch]).to(device), torch.tensor([s.region for s in batch], device=device))
+            loss += ppad_loss(logits.float(), torch.tensor([s.target for s in batch], device=device)).item() * len(batch)
+            probs.append(logits.float().softmax(-1)[:, 1].cpu())
+    finally: model.train(was_training)
+    return float(roc_auc_score([s.target[1] for s in samples], torch.cat(probs).numpy())), loss / len(samples)
+
+# %% ../nbs/04_train.ipynb #579021cc
+def read_validation(path) -> list:
+    "The rows of a run's validation.csv as dicts (epoch, auc, loss); [] when there is none."
+    if not Path(path).is_file(): return []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [{"epoch": int(r["epoch"]), "auc": float(r["auc"]), "loss": float(r["loss"])} for r in csv.DictReader(f)]
+    except (KeyError, ValueError, TypeError, UnicodeDecodeError):
+        raise input_error(path, "is not a validation record of the kit (epoch, auc, loss); pass --overwrite to start the run again") from None
+
+def best_epoch(rows: list) -> int:
+    "The epoch of the highest validation AUC; the earliest on a tie."
+    return max(rows, key=lambda r: (r["auc"], -r["epoch"]))["epoch"]
+
+def check_validation(validate_every, run: Run) -> int:
+    "`validate_every`, checked against the run: a positive whole number, a run folder to record in, held-out normals to validate on."
+    check_number(validate_every, "--validate-every", 1, integer=True)
+    if run.run_dir is None: raise PPADError("validate_every needs a run folder (out=...) to keep validation.csv and the validated learner")
+    if not heldout_normals(run.normals, run.shots, seed=run.seed): raise input_error(run.root, "has no normal training image beyond the shots to validate on; use fewer --shots")
+    return validate_every
+
+# %% ../nbs/04_train.ipynb #65c5fb3f
+@patch
+def validate_if_due(self: Run, batch_size: int = 32):
+    "Every `validate_every` epochs and at the last: score the validation set, record the row, keep the learner of the best epoch."
+    epoch = self.epochs_done
+    if epoch % self.validate_every and epoch != self.preset.epochs: return
+    if self.validation is None: self.validation = validation_set(heldout_normals(self.normals, self.shots, seed=self.seed), self.preset.synthesis_size)
+    auc, loss = validation_score(self.model, self.validation, batch_size, self.model.ctx.device)
+    path = self.run_dir / VALIDATION_FILE
+    rows = [r for r in read_validation(path) if r["epoch"] < epoch] + [{"epoch": epoch, "auc": float(f"{auc:.6f}"), "loss": float(f"{loss:.8f}")}]
+    with atomic_write(path, newline="") as f: csv.writer(f).writerows([["epoch", "auc", "loss"]] + [[r["epoch"], f"{r['auc']:.6f}", f"{r['loss']:.8f}"] for r in rows])
+    if best_epoch(rows) == epoch: self.model.save_learner(self.run_dir / VALIDATED_LEARNER)
+
+# %% ../nbs/04_train.ipynb #9c35c6f2
+def validated_learner(run_dir) -> Path:
+    "The learner of the best validation epoch of a run; one line for a run trained without validation."
+    run_dir = Path(run_dir)
+    if not read_validation(run_dir / VALIDATION_FILE) or not (run_dir / VALIDATED_LEARNER).is_file():
+        raise input_error(run_dir, "was trained without validation (no validation.csv); train it with --validate-every N, or use --checkpoint last")
+    return run_dir / VALIDATED_LEARNER
