@@ -296,6 +296,14 @@ def _evaluation_plan(args) -> tuple:
     learner, weights = run_learner(run_dir), args.clip_weights or state.get("clip", {}).get("spec")
     return preset, learner, weights, args.data or state.get("data"), Path(args.out) if args.out else run_dir / "report", run_dir
 
+# %% ../nbs/08_cli.ipynb #1928c01d
+def _checkpoint(args, run_dir, learner, out) -> tuple:
+    "(learner, report folder) of `--checkpoint`: the run's last learner, or the one chosen on its validation set (never on the test set)."
+    if args.checkpoint != "validated": return learner, out
+    from ppad_nb.train import validated_learner
+    if run_dir is None: raise PPADError("--checkpoint validated needs --run (a run trained with --validate-every)")
+    return validated_learner(run_dir), Path(args.out) if args.out else run_dir / "report-validated"
+
 # %% ../nbs/08_cli.ipynb #06e75ddd
 def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
@@ -306,10 +314,7 @@ def evaluate_command(argv=None):
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
-    if args.checkpoint == "validated":  # the learner chosen on the validation set, never on the test set
-        from ppad_nb.train import validated_learner
-        if run_dir is None: raise PPADError("--checkpoint validated needs --run (a run trained with --validate-every)")
-        learner, out = validated_learner(run_dir), Path(args.out) if args.out else run_dir / "report-validated"
+    learner, out = _checkpoint(args, run_dir, learner, out)
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
     test_set = read_dataset(existing_data_root(preset, data), preset.layout, "test")
     check_outputs(out, REPORT_FILES, args.force, inputs=test_set.files + [learner])  # no input and no file the user wrote is replaced

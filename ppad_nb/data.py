@@ -23,9 +23,8 @@ __all__ = ['IMAGE_SIZE', 'REGION_NAMES', 'REGION_LABELS', 'REGION_READER_LABELS'
            'LABEL_NAMES', 'READERS', 'MVFA_LINE', 'HELDOUT_LIMIT', 'region_masks', 'region_box', 'is_dicom',
            'read_grayscale', 'load_image', 'voi_window', 'read_dicom', 'write_dicom', 'to_tensor', 'ImageDataset',
            'ImageSet', 'list_images', 'read_zhanglab', 'read_kermany', 'read_chexpert', 'read_folder', 'read_vindr',
-           'detect_layout', 'read_dataset', 'read_bmad', 'read_rsna', 'sample_shots', 'file_digest',
-           'write_shot_manifest', 'read_shot_manifest', 'read_mvfa_shots', 'read_shots_file', 'heldout_normals',
-           'bundled_sample']
+           'detect_layout', 'read_dataset', 'read_bmad', 'read_rsna', 'sample_shots', 'write_shot_manifest',
+           'read_shot_manifest', 'read_mvfa_shots', 'read_shots_file', 'heldout_normals', 'bundled_sample']
 
 # %% ../nbs/01_data.ipynb #54fd4df9
 IMAGE_SIZE = 224  # CLIP ViT-B/32 input side; the regions are defined on this grid
@@ -538,13 +537,7 @@ def sample_shots(files, shots: int = 64, seed: int = 0) -> list:
     return [files[i] for i in sorted(chosen)]
 
 # %% ../nbs/01_data.ipynb #a51e0207
-def file_digest(path) -> str:
-    "The SHA-256 of a file, hex."
-    import hashlib
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""): digest.update(block)
-    return digest.hexdigest()
+from .safety import file_digest  # the SHA-256 of a file, hex: written once, with the output rules of chapter 00
 
 def write_shot_manifest(path, files, root, seed: int):
     "Record the chosen shots as a CSV (`file` relative to `root`, `seed`, `sha256` of the file), written atomically."

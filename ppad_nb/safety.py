@@ -25,7 +25,7 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TEMP_PREFIX', 'MADE_NAME', 'MADE_LIMIT', 'NAME_MAX', 'LOCK_NAME', 'SEED_LIMIT', 'TORCHSCRIPT_HINT', 'PPADError',
-           'input_error', 'output_error', 'record_made', 'made_by_kit', 'atomic_write', 'check_writable',
+           'input_error', 'output_error', 'file_digest', 'record_made', 'made_by_kit', 'atomic_write', 'check_writable',
            'check_output', 'check_outputs', 'folder_lock', 'count_nonfinite', 'check_finite', 'check_number',
            'check_seed', 'check_device', 'is_torchscript', 'read_torchscript_tensors']
 
@@ -81,8 +81,8 @@ def _refuse_link(path: Path):
 MADE_NAME = ".ppad-made"  # per output folder: "SHA256 NAME" per file the kit wrote there
 MADE_LIMIT = 64 << 20  # bytes of that list read at most: a planted huge file cannot exhaust memory
 
-def _sha256(path) -> str:
-    "SHA-256 of a file's content."
+def file_digest(path) -> str:
+    "The SHA-256 of a file's content, hex."
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""): digest.update(block)
@@ -103,7 +103,7 @@ def _made_list(folder: Path) -> dict:
 def record_made(path):
     "Add `path`, as it is now, to the list of files the kit wrote in its folder."
     path = Path(path)
-    line = f"{_sha256(path)} {json.dumps(path.name)}\n".encode()
+    line = f"{file_digest(path)} {json.dumps(path.name)}\n".encode()
     ledger = path.parent / MADE_NAME
     try:
         descriptor = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
@@ -120,7 +120,7 @@ def made_by_kit(path, changed: bool = False) -> bool:
     path = Path(path)
     if os.path.islink(path) or not path.is_file(): return False
     recorded = _made_list(path.parent).get(path.name)
-    return recorded is not None and (changed or recorded == _sha256(path))
+    return recorded is not None and (changed or recorded == file_digest(path))
 
 # %% ../nbs/00_safety.ipynb #6941b116
 def _is_write_failure(error: BaseException) -> bool:

@@ -45,3 +45,21 @@ def copy_images(files, folder: Path, suffix=None):
         else: shutil.copy(f, target)
         made.append(target)
     return made
+
+
+class Result:
+    "What `subprocess.run` returns, for a console script run in-process."
+    def __init__(self, returncode, stdout, stderr): self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def call(command, *args, prog="ppad-x", ignore=None):
+    "Run a console script's function in this process (no interpreter start-up), as `run` does in a subprocess;"
+    "`ignore`: the warnings left unshown (default: the random-CLIP warning)."
+    import contextlib, io, warnings
+    from ppad_nb.console import run_script
+    from ppad_nb.model import RandomWeightsWarning
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ignore or RandomWeightsWarning)
+        status = run_script(command, [str(a) for a in args], prog=prog)
+    return Result(status, out.getvalue(), err.getvalue())

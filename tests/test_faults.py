@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from conftest import FIXTURES, assert_user_error, copy_images, run
+from conftest import FIXTURES, assert_user_error, call, copy_images, run
 from ppad_nb import cli
 from ppad_nb.config import PPADError
 from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip, read_checkpoint
@@ -31,18 +31,6 @@ TINY_RUN = dict(epochs=2, shots=8, batch_size=8, lr=0.01)
 pytestmark = pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning", "ignore::FutureWarning")
 
 
-class Result:
-    "What `subprocess.run` returns, for a console script run in-process."
-    def __init__(self, returncode, stdout, stderr): self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def call(command, *args, prog="ppad-x"):
-    "Run a console script's main function in-process, as `run` does in a subprocess."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        status = cli.run_script(command, [str(a) for a in args], prog=prog)
-    return Result(status, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")

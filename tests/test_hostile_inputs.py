@@ -7,6 +7,7 @@ next to each class check that what the standard allows still reads. Kept fast: l
 scripts; one tiny run shared by the `--run` cases; two subprocesses where a separate process is the point.
 """
 import contextlib
+import functools
 import io
 import json
 import os
@@ -23,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import FIXTURES, assert_user_error, copy_images, run
+from conftest import FIXTURES, assert_user_error, call, copy_images, run
 from ppad_nb import cli
 from ppad_nb.config import PPADError
 from ppad_nb.data import load_image, read_shot_manifest, write_shot_manifest
@@ -31,21 +32,10 @@ from ppad_nb.evaluate import read_operating_point
 from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip
 
 PARITY = FIXTURES / "parity-tiny"
+call_all = functools.partial(call, ignore=Warning)  # every warning unshown: the one-line outcome is what these tests read
 pytestmark = pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning", "ignore::FutureWarning", "ignore::UserWarning")
 
 
-class Result:
-    "What `subprocess.run` returns, for a console script run in-process."
-    def __init__(self, returncode, stdout, stderr): self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def call(command, *args, prog="ppad-x"):
-    "Run a console script's main function in-process, as `run` does in a subprocess."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        status = cli.run_script(command, [str(a) for a in args], prog=prog)
-    return Result(status, out.getvalue(), err.getvalue())
 
 
 def refused(action, path, *fragments) -> str:
@@ -349,7 +339,7 @@ def test_a_hand_made_learner_that_is_valid_still_loads(tmp_path, tiny, model):
 def test_learner_errors_reach_the_console_in_one_line(tmp_path, model):
     path = kit_learner(model, tmp_path / "n200.pt", config={**model.model_config(), "n_ctx": 200})
     image = copy_images([sorted((PARITY / "images").iterdir())[0]], tmp_path / "images")[0]
-    assert_user_error(call(cli.predict, image, "--clip-weights", "random:tiny", "--learner", path, "--device", "cpu", prog="ppad-predict"),
+    assert_user_error(call_all(cli.predict, image, "--clip-weights", "random:tiny", "--learner", path, "--device", "cpu", prog="ppad-predict"),
                       path, "n_ctx 200")
 
 
@@ -428,7 +418,7 @@ def test_the_542_byte_archive_is_refused_without_allocating_gigabytes(tmp_path):
 def test_a_forged_clip_archive_is_one_line_from_the_console(tmp_path):
     path = forged_archive(tmp_path / "clip.pt", size=(25000, 25000), stride=(25000, 1), declared_count=0, stored_bytes=0)
     image = copy_images([sorted((PARITY / "images").iterdir())[0]], tmp_path / "images")[0]
-    assert_user_error(call(cli.predict, image, "--clip-weights", path, "--learner", PARITY / "learner_tiny.pt", "--device", "cpu", prog="ppad-predict"),
+    assert_user_error(call_all(cli.predict, image, "--clip-weights", path, "--learner", PARITY / "learner_tiny.pt", "--device", "cpu", prog="ppad-predict"),
                       path, "damaged or forged")
 
 
@@ -500,7 +490,7 @@ SMALL = ["--preset", "demo", "--clip-weights", "random:tiny", "--epochs", 1, "--
 ])
 def test_shots_file_errors_are_one_line_from_ppad_train(tmp_path, content, fragments):
     (tmp_path / "shots.csv").write_bytes(content)
-    result = call(cli.train_command, *SMALL, "--out", tmp_path / "run", "--shots-file", tmp_path / "shots.csv", prog="ppad-train")
+    result = call_all(cli.train_command, *SMALL, "--out", tmp_path / "run", "--shots-file", tmp_path / "shots.csv", prog="ppad-train")
     assert_user_error(result, *fragments)
     assert "--shots 0" not in result.stderr and "closed file" not in result.stderr
     assert not (tmp_path / "run").exists()
@@ -510,7 +500,7 @@ def test_a_repeated_row_is_refused_by_ppad_train(tmp_path, shots):
     root, files = shots
     lines = manifest_lines(root, files)
     (tmp_path / "shots.csv").write_text("\n".join(lines + [lines[1]] * 2) + "\n")
-    assert_user_error(call(cli.train_command, *SMALL, "--out", tmp_path / "run", "--shots-file", tmp_path / "shots.csv", prog="ppad-train"),
+    assert_user_error(call_all(cli.train_command, *SMALL, "--out", tmp_path / "run", "--shots-file", tmp_path / "shots.csv", prog="ppad-train"),
                       tmp_path / "shots.csv", "twice")
     assert not (tmp_path / "run").exists()
 
@@ -582,7 +572,7 @@ def trained_run(tmp_path_factory, tiny):
 def test_ppad_predict_run_refuses_invalid_operating_points_in_one_line(trained_run, content, fragments):
     (trained_run / "report" / "metrics.json").write_text(content)
     image = sorted((PARITY / "images").iterdir())[0]
-    result = call(cli.predict, image, "--run", trained_run, "--device", "cpu", prog="ppad-predict")
+    result = call_all(cli.predict, image, "--run", trained_run, "--device", "cpu", prog="ppad-predict")
     assert_user_error(result, trained_run / "report" / "metrics.json", *fragments)
     assert result.stdout == ""
 
@@ -593,7 +583,7 @@ def test_ppad_predict_run_uses_a_valid_operating_point(trained_run):
     made_with = report_made_with(run_learner(trained_run), clip_source_of(read_run_state(trained_run)["clip"]["spec"]), None)  # the run as it is
     (trained_run / "report" / "metrics.json").write_text(json.dumps({**points(heldout_normals_95=0.25), "made_with": made_with}))
     image = sorted((PARITY / "images").iterdir())[0]
-    result = call(cli.predict, image, "--run", trained_run, "--device", "cpu", "--json", prog="ppad-predict")
+    result = call_all(cli.predict, image, "--run", trained_run, "--device", "cpu", "--json", prog="ppad-predict")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert (record["threshold"], record["operating_point"]) == (0.25, "heldout_normals_95")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, FIXTURES, assert_user_error, copy_images
+from conftest import BIN, FIXTURES, assert_user_error, call, copy_images
 from ppad_nb import baselines, cli
 from ppad_nb.data import file_digest, read_dataset
 from ppad_nb.evaluate import clip_source_of, report_made_with, stale_report, image_set_digest
@@ -34,17 +34,6 @@ TINY = dict(epochs=1, shots=8, batch_size=8)
 LEARNER = FIXTURES / "parity-tiny" / "learner_tiny.pt"
 
 
-class Result:
-    def __init__(self, returncode, stdout, stderr): self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def call(command, *args, prog="ppad-x"):
-    "A console script's function, in this process (no interpreter start-up), as a user would run it."
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        status = cli.run_script(command, [str(a) for a in args], prog=prog)
-    return Result(status, out.getvalue(), err.getvalue())
 
 
 def snapshot(root) -> dict:
