@@ -300,9 +300,9 @@ def _evaluation_plan(args) -> tuple:
 def _checkpoint(args, run_dir, learner, out) -> tuple:
     "(learner, report folder) of `--checkpoint`: the run's last learner, or the one chosen on its validation set (never on the test set)."
     if args.checkpoint != "validated": return learner, out
-    from ppad_nb.train import validated_learner
+    from ppad_nb.train import RUN_REPORTS, validated_learner
     if run_dir is None: raise PPADError("--checkpoint validated needs --run (a run trained with --validate-every)")
-    return validated_learner(run_dir), Path(args.out) if args.out else run_dir / "report-validated"
+    return validated_learner(run_dir), Path(args.out) if args.out else run_dir / RUN_REPORTS[1]
 
 # %% ../nbs/08_cli.ipynb #06e75ddd
 def evaluate_command(argv=None):

@@ -29,7 +29,7 @@ from .safety import MADE_NAME, check_device, check_finite, check_number, check_s
 from .synthesis import paste_patch, synthesize_anomaly
 
 # %% auto #0
-__all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'LEARNER_FILE', 'VALIDATION_FILE', 'VALIDATED_LEARNER', 'RUN_FILES',
+__all__ = ['SAMPLE_STREAM', 'ORDER_STREAM', 'LEARNER_FILE', 'VALIDATION_FILE', 'VALIDATED_LEARNER', 'RUN_FILES', 'RUN_REPORTS',
            'VALIDATION_SEED', 'ppad_loss', 'TrainingSample', 'TrainingSet', 'EpochBatches', 'training_loader',
            'prompt_optimizer', 'fit', 'resolve_preset', 'loaded_clip', 'TrainResult', 'read_run_state', 'run_learner',
            'read_run_checkpoint', 'prepare_run_dir', 'write_history', 'plot_history', 'Run', 'start_run',
@@ -237,19 +237,22 @@ def read_run_checkpoint(run_dir) -> dict:
     return checkpoint
 
 # %% ../nbs/04_train.ipynb #ad1b72c7
+RUN_REPORTS = ("report", "report-validated")  # the reports ppad-evaluate writes inside a run: of the last epoch, of the validated one
+
 def _run_files(run_dir: Path) -> list:
-    "The files of a run in `run_dir` (and of the kit's report inside it) that starting again removes; an error for one the kit did not write."
-    found = [p for p in [run_dir / n for n in RUN_FILES] + [run_dir / "report" / n for n in REPORT_FILES] if os.path.lexists(p)]
+    "The files of a run in `run_dir` (and of the kit's reports inside it) that starting again removes; an error for one the kit did not write."
+    reports = [run_dir / folder / n for folder in RUN_REPORTS for n in REPORT_FILES]
+    found = [p for p in [run_dir / n for n in RUN_FILES] + reports if os.path.lexists(p)]
     foreign = [p for p in found if not made_by_kit(p, changed=True)]  # a checkpoint damaged since is still the kit's
     if foreign: raise input_error(foreign[0], "was not written by the kit: --overwrite replaces only the kit's own files; move it away or choose another --out")
     return found
 
 def _remove_run_files(run_dir: Path, found: list):
-    "Remove the run files `found` (from `_run_files`), nothing else; the report folder goes too if nothing else is left in it."
+    "Remove the run files `found` (from `_run_files`), nothing else; a report folder goes too if nothing else is left in it."
     for path in found: path.unlink(missing_ok=True)
-    report = run_dir / "report"
-    if report.is_dir() and {p.name for p in report.iterdir()} <= {MADE_NAME}:
-        with contextlib.suppress(OSError): (report / MADE_NAME).unlink(); report.rmdir()
+    for report in (run_dir / folder for folder in RUN_REPORTS):
+        if report.is_dir() and {p.name for p in report.iterdir()} <= {MADE_NAME}:
+            with contextlib.suppress(OSError): (report / MADE_NAME).unlink(); report.rmdir()
 
 # %% ../nbs/04_train.ipynb #3882345c
 def prepare_run_dir(run_dir, resume: bool, overwrite: bool, act: bool = True) -> dict | None:

@@ -33,6 +33,11 @@ def test_validated_checkpoint_is_the_best_validation_epoch(tmp_path):
     assert report["checkpoint"] == "validated" and report["learner"].endswith("learner-validated.safetensors")
     assert not (run_dir / "report").exists()  # the last epoch's report (the released default, RUN/report) is left as it was
 
+    # starting the run again removes both of its reports: a validated report of the replaced run must not survive it
+    again = run("ppad-train", *SMALL, "--epochs", 1, "--out", run_dir, "--overwrite")
+    assert again.returncode == 0, again.stderr
+    assert not (run_dir / "report-validated").exists() and not (run_dir / "validation.csv").exists()
+
 
 @pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning")
 def test_validated_checkpoint_refused_for_a_run_without_validation(tmp_path):
