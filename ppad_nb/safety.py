@@ -26,8 +26,8 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['TEMP_PREFIX', 'MADE_NAME', 'MADE_LIMIT', 'NAME_MAX', 'LOCK_NAME', 'SEED_LIMIT', 'TORCHSCRIPT_HINT', 'PPADError',
            'input_error', 'output_error', 'file_digest', 'record_made', 'made_by_kit', 'atomic_write', 'check_writable',
-           'check_output', 'check_outputs', 'folder_lock', 'count_nonfinite', 'check_finite', 'check_number',
-           'check_seed', 'check_device', 'is_torchscript', 'read_torchscript_tensors']
+           'input_identities', 'check_output', 'check_outputs', 'folder_lock', 'count_nonfinite', 'check_finite',
+           'check_number', 'check_seed', 'check_device', 'is_torchscript', 'read_torchscript_tensors']
 
 # %% ../nbs/00_safety.ipynb #d854e883
 class PPADError(Exception):
@@ -183,15 +183,21 @@ def check_writable(path, folder: bool = False) -> Path:
     return path
 
 # %% ../nbs/00_safety.ipynb #16d66078
-def _same_file(a, b) -> bool:
-    "True when `a` and `b` are the same file (after links), or name the same path."
-    with contextlib.suppress(OSError): return os.path.samefile(a, b)
-    return os.path.realpath(a) == os.path.realpath(b)
+def _file_identity(path):
+    "(device, inode) of the file `path` after links; its real path when it does not exist."
+    with contextlib.suppress(OSError):
+        info = os.stat(path)
+        return info.st_dev, info.st_ino
+    return os.path.realpath(path)
 
-def _check_not_input(path: Path, inputs):
-    "A one-line error when `path` is one of the files `inputs`."
-    for source in inputs:
-        if _same_file(path, source): raise input_error(path, f"is an input of this command ({source}); choose another --out")
+def input_identities(inputs) -> dict:
+    "identity -> path of a command's input files, taken once: checking N outputs against N inputs stays N look-ups, not N x N."
+    return inputs if isinstance(inputs, dict) else {_file_identity(source): source for source in inputs}
+
+def _check_not_input(path: Path, inputs: dict):
+    "A one-line error when `path` is one of the files `inputs` (from `input_identities`)."
+    source = inputs.get(_file_identity(path))
+    if source is not None: raise input_error(path, f"is an input of this command ({source}); choose another --out")
 
 # %% ../nbs/00_safety.ipynb #e16a81ea
 def check_output(path, force: bool = False, inputs=(), folder=None, suffix: str | None = None) -> Path:
@@ -201,7 +207,7 @@ def check_output(path, force: bool = False, inputs=(), folder=None, suffix: str 
     check_writable(path)  # a name too long, a file where a folder should be, a folder that cannot be written
     _refuse_link(path)
     _refuse_link(path.parent / MADE_NAME)  # the kit's list of its files there is appended to after the write
-    _check_not_input(path, inputs)
+    _check_not_input(path, input_identities(inputs))
     if folder is not None and not Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder)):
         raise input_error(path, f"lies outside the output folder {folder} (through a link); choose another --out")
     if path.exists():
@@ -213,6 +219,7 @@ def check_output(path, force: bool = False, inputs=(), folder=None, suffix: str 
 def check_outputs(folder, names, force: bool = False, inputs=()) -> list:
     "`check_output` for each file `names` of the output folder `folder`; the folder itself must be writable."
     folder = check_writable(folder, folder=True)
+    inputs = input_identities(inputs)  # once for all the outputs
     return [check_output(folder / name, force, inputs, folder) for name in names]
 
 # %% ../nbs/00_safety.ipynb #c8c0cdba
