@@ -289,26 +289,30 @@ def outline(mask: np.ndarray) -> np.ndarray:
     interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     return mask & ~interior
 
-# %% ../nbs/02_synthesis.ipynb #68fc2d55
-def reference_synthesize_anomaly(image, region: int, rng=None, strength: float | None = None) -> Synthesis:
-    "SAS transcribed directly from the released routine, slow: one draw at a time, matplotlib per lens, whole-image arithmetic."
-    import torch
-    from matplotlib.path import Path
-    from scipy.ndimage import binary_dilation, binary_erosion, distance_transform_edt
-    image, region, draws = _as_gray_array(image), _check_region(region), Draws(rng)
-    n = image.shape[0]
+# %% ../nbs/02_synthesis.ipynb #7524343b
+def _reference_box(draws, region: int, n: int) -> tuple:
+    "Released draws 1-4: the centre (row, column) in the region's box, then the blob's width and height."
     (top, bottom), (left, right) = REGION_BOXES[region]
     centre = (int(draws.integers(top, bottom)), int(draws.integers(left, right)))
     low, high = round(0.2 * n), round(0.8 * n)
     width = int(draws.integers(low, high))
     height = int(draws.integers(low, high))
-    side = max(width, height)
+    return centre, width, height
+
+def _reference_points(draws, width: int, height: int) -> np.ndarray:
+    "Released draws of the ten points: x, then y, per point."
     points = []
     for _ in range(N_POINTS):
         x = int(draws.integers(0, width))
         y = int(draws.integers(0, height))
         points.append((x, y))
-    points = np.array(points)
+    return np.array(points)
+
+# %% ../nbs/02_synthesis.ipynb #4c693dc6
+def _reference_blob(draws, points: np.ndarray, side: int) -> np.ndarray:
+    "Released shape A XOR shape B, dilated, on a `side` x `side` square (two normal draws per lens)."
+    from matplotlib.path import Path
+    from scipy.ndimage import binary_dilation
     rows, cols = np.mgrid[0:side, 0:side]
     pixels = np.stack([cols.ravel(), rows.ravel()], axis=1)
     hull = ConvexHull(points)
@@ -322,18 +326,40 @@ def reference_synthesize_anomaly(image, region: int, rng=None, strength: float |
         c1 = middle + draws.normal(0, CONTROL_SIGMA, size=2)
         curve = (1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * c0 + 3 * (1 - t) * t ** 2 * c1 + t ** 3 * p1
         shape_b |= Path(curve).contains_points(pixels).reshape(side, side)
-    blob = binary_dilation(shape_a ^ shape_b, np.ones((5, 5), bool))
+    return binary_dilation(shape_a ^ shape_b, np.ones((5, 5), bool))
+
+# %% ../nbs/02_synthesis.ipynb #31382cda
+def _reference_mask(blob: np.ndarray, centre: tuple, n: int) -> np.ndarray:
+    "Released placement: the blob's square around `centre`, moved inside the `n` x `n` image."
+    side = blob.shape[0]
     corner = []
     for c in centre:
         start = c - side // 2
         corner.append(0 if start < 0 else n - 1 - side if start + side > n else start)
     mask = np.zeros((n, n), bool)
     mask[corner[0]:corner[0] + side, corner[1]:corner[1] + side] = blob
-    if strength is None: strength = STRENGTHS[int(draws.integers(0, len(STRENGTHS)))]
+    return mask
+
+def _reference_gamma(mask: np.ndarray, strength: float) -> np.ndarray:
+    "Released gamma map over the whole image: 1 + depth / max depth * strength, 1 on the rim and outside."
+    from scipy.ndimage import binary_erosion, distance_transform_edt
     depth = distance_transform_edt(mask)
     rim = mask & ~binary_erosion(mask, np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], bool), border_value=1)
     gamma = 1 + depth / depth.max() * strength
     gamma[rim] = 1
+    return gamma
+
+# %% ../nbs/02_synthesis.ipynb #64b38666
+def reference_synthesize_anomaly(image, region: int, rng=None, strength: float | None = None) -> Synthesis:
+    "SAS transcribed directly from the released routine, slow: one draw at a time, matplotlib per lens, whole-image arithmetic."
+    import torch
+    image, region, draws = _as_gray_array(image), _check_region(region), Draws(rng)
+    n = image.shape[0]
+    centre, width, height = _reference_box(draws, region, n)
+    points = _reference_points(draws, width, height)
+    mask = _reference_mask(_reference_blob(draws, points, max(width, height)), centre, n)
+    if strength is None: strength = STRENGTHS[int(draws.integers(0, len(STRENGTHS)))]
+    gamma = _reference_gamma(mask, strength)
     result = torch.clamp(torch.pow(torch.tensor(image) / 255, torch.from_numpy(gamma)) * 255, 0, 255)
     return Synthesis(result.numpy().astype(np.uint8), mask, gamma, float(strength), region, centre)
 
