@@ -56,6 +56,7 @@ def _umask() -> int:
     os.umask(mask)
     return mask
 
+# %% ../nbs/00_safety.ipynb #5bc2c400
 def _make_parent(path: Path):
     "Create the folder of `path`, with one-line errors."
     try: path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,11 +69,13 @@ def _temporary_beside(path: Path) -> tuple:
     try: return tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
     except OSError as e: raise output_error(path, e) from None
 
+# %% ../nbs/00_safety.ipynb #b9da8740
 def _publish(temporary: str, path: Path):
     "Move the finished `temporary` onto `path`, readable as any new file would be."
     os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes files private; outputs should not be
     os.replace(temporary, path)
 
+# %% ../nbs/00_safety.ipynb #ab395bdc
 def _refuse_link(path: Path):
     "A one-line error when `path` is a symbolic link: the kit writes through no link it did not make."
     if os.path.islink(path): raise input_error(path, "is a symbolic link; the kit does not write through links: remove it or choose another --out")
@@ -88,6 +91,7 @@ def file_digest(path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""): digest.update(block)
     return digest.hexdigest()
 
+# %% ../nbs/00_safety.ipynb #e58e2a16
 def _made_list(folder: Path) -> dict:
     "name -> SHA-256 of the files the kit wrote in `folder` (the latest write of each); empty when there is no list."
     path = folder / MADE_NAME
@@ -115,6 +119,7 @@ def record_made(path):
     except OSError as e: raise output_error(ledger, e) from None
     finally: os.close(descriptor)
 
+# %% ../nbs/00_safety.ipynb #fe5335f5
 def made_by_kit(path, changed: bool = False) -> bool:
     "True if `path` is a plain file the kit wrote, unchanged since (with `changed`: or changed since, as a damaged checkpoint is)."
     path = Path(path)
@@ -165,6 +170,7 @@ def _nearest_existing(path: Path) -> Path:
     if not path.is_dir(): raise input_error(path, "is a file where a folder should be")
     return path
 
+# %% ../nbs/00_safety.ipynb #ce655519
 def _probe(folder: Path):
     "Create and remove a temporary file in `folder`: the real test of permissions, read-only mounts and full inode tables."
     try:
@@ -194,6 +200,7 @@ def input_identities(inputs) -> dict:
     "identity -> path of a command's input files, taken once: checking N outputs against N inputs stays N look-ups, not N x N."
     return inputs if isinstance(inputs, dict) else {_file_identity(source): source for source in inputs}
 
+# %% ../nbs/00_safety.ipynb #3d5fa425
 def _check_not_input(path: Path, inputs: dict):
     "A one-line error when `path` is one of the files `inputs` (from `input_identities`)."
     source = inputs.get(_file_identity(path))
@@ -240,6 +247,7 @@ def _check_lock_file(path: Path):
     if stat.S_ISLNK(info.st_mode): raise input_error(path, "is a symbolic link; the kit does not follow it: remove it")
     if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1: raise input_error(path, "is not the kit's lock file (not a plain file, or linked to another name); remove it")
 
+# %% ../nbs/00_safety.ipynb #4eb623f3
 _SIGNATURE = {"holder": "an unknown process\n"}  # who takes the lock now: filelock hands `_sign_lock` the open file only
 
 def _sign_lock(descriptor: int):
@@ -370,6 +378,7 @@ def _rebuild_tensor(storage, offset, size, stride, *ignored):
     _check_extent(storage, offset, size, stride)
     return torch.as_strided(storage, size, stride, offset).clone() if storage.numel() else torch.zeros(size, dtype=storage.dtype)
 
+# %% ../nbs/00_safety.ipynb #5d027415
 def _rebuild_parameter(data, *ignored): return data
 
 _ALLOWED_GLOBALS = {("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
@@ -436,6 +445,7 @@ def _collect_tensors(value, prefix: str, found: dict):
     elif isinstance(value, _Inert) and isinstance(value.__dict__.get("_state"), dict):
         for name, item in value.__dict__["_state"].items(): _collect_tensors(item, f"{prefix}{name}.", found)
 
+# %% ../nbs/00_safety.ipynb #ac8a4e8f
 def read_torchscript_tensors(path) -> dict:
     "The named tensors (parameters, buffers, tensor attributes) of a TorchScript archive, read without running anything in it."
     path, found = Path(path), {}
