@@ -22,7 +22,7 @@ from .data import IMAGE_SIZE, REGION_NAMES, file_digest, region_masks
 # %% auto #0
 __all__ = ['RANDOM_CONFIGS', 'N_CTX', 'CLASS_NAMES', 'PRECISIONS', 'CLIP_KEYS', 'LEARNER_FORMAT', 'MAX_NAME_CHARS', 'clip_config',
            'build_clip', 'clip_from_state_dict', 'prompt_text', 'prompt_tokens', 'insert_context', 'causal_mask',
-           'encode_prompts', 'patch_masks', 'encode_image_prompted', 'PPAD', 'run_transformer', 'release_rounded',
+           'run_transformer', 'encode_prompts', 'patch_masks', 'encode_image_prompted', 'PPAD', 'release_rounded',
            'round_as_released', 'hold_like_release', 'read_checkpoint', 'clip_state_dict', 'RandomWeightsWarning',
            'load_clip', 'resolve_clip']
 
@@ -100,6 +100,26 @@ def insert_context(token_embeddings: torch.Tensor, ctx: torch.Tensor, starts) ->
 def causal_mask(length: int, device=None) -> torch.Tensor:
     "Additive attention mask (length, length) that hides from each position the positions after it."
     return torch.full((length, length), float("-inf"), device=device).triu(1)
+
+# %% ../nbs/03_model.ipynb #cc9aba97
+def _plain_blocks(transformer) -> bool:
+    "True when every block is open_clip's standard pre-norm residual attention block."
+    from open_clip.transformer import ResidualAttentionBlock
+    return getattr(transformer, "batch_first", False) and all(
+        type(block) is ResidualAttentionBlock and not hasattr(block, "ln_1_kv") for block in transformer.resblocks)
+
+# %% ../nbs/03_model.ipynb #4374b095
+def run_transformer(transformer, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+    "CLIP's residual attention blocks on batch-first tokens (N, L, W), one projection product per block and fused attention."
+    if not _plain_blocks(transformer): return transformer(x, attn_mask=causal_mask(x.shape[1], x.device) if causal else None)
+    for block in transformer.resblocks:
+        n, length, width = x.shape
+        qkv = F.linear(block.ln_1(x), block.attn.in_proj_weight, block.attn.in_proj_bias)                 # (N, L, 3W)
+        q, k, v = qkv.view(n, length, 3, block.attn.num_heads, -1).permute(2, 0, 3, 1, 4)                  # 3 x (N, heads, L, W/heads)
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=causal).transpose(1, 2).reshape(n, length, width)
+        x = x + block.ls_1(block.attn.out_proj(attended))
+        x = x + block.ls_2(block.mlp(block.ln_2(x)))
+    return x
 
 # %% ../nbs/03_model.ipynb #66a2dbf8
 def encode_prompts(clip, embeddings: torch.Tensor, eos: torch.Tensor) -> torch.Tensor:
@@ -253,26 +273,6 @@ def region_probs(self: PPAD, images: torch.Tensor, chunk: int = 32) -> torch.Ten
         image = torch.cat([self.region_images(part) for part in images.split(chunk)], dim=1)     # (5, B, E)
         probs = (self.logit_scale * torch.einsum("rbe,rce->brc", image, text)).softmax(dim=-1)[..., 1]
     return probs.float() if self.precision == "bf16" else probs
-
-# %% ../nbs/03_model.ipynb #cc9aba97
-def _plain_blocks(transformer) -> bool:
-    "True when every block is open_clip's standard pre-norm residual attention block."
-    from open_clip.transformer import ResidualAttentionBlock
-    return getattr(transformer, "batch_first", False) and all(
-        type(block) is ResidualAttentionBlock and not hasattr(block, "ln_1_kv") for block in transformer.resblocks)
-
-# %% ../nbs/03_model.ipynb #4374b095
-def run_transformer(transformer, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
-    "CLIP's residual attention blocks on batch-first tokens (N, L, W), one projection product per block and fused attention."
-    if not _plain_blocks(transformer): return transformer(x, attn_mask=causal_mask(x.shape[1], x.device) if causal else None)
-    for block in transformer.resblocks:
-        n, length, width = x.shape
-        qkv = F.linear(block.ln_1(x), block.attn.in_proj_weight, block.attn.in_proj_bias)                 # (N, L, 3W)
-        q, k, v = qkv.view(n, length, 3, block.attn.num_heads, -1).permute(2, 0, 3, 1, 4)                  # 3 x (N, heads, L, W/heads)
-        attended = F.scaled_dot_product_attention(q, k, v, is_causal=causal).transpose(1, 2).reshape(n, length, width)
-        x = x + block.ls_1(block.attn.out_proj(attended))
-        x = x + block.ls_2(block.mlp(block.ln_2(x)))
-    return x
 
 # %% ../nbs/03_model.ipynb #aeb4b43a
 PRECISIONS = ("fp32", "release", "bf16")
