@@ -17,20 +17,25 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['BUNDLED_SAMPLE', 'REPORT_FILES', 'figure_png', 'assets_path', 'settings_path', 'Preset', 'read_presets', 'get_preset',
-           'check_preset', 'preset_from_dict', 'data_root', 'clip_weights_path', 'existing_data_root', 'versions',
-           'seed_everything', 'default_device']
+__all__ = ['BUNDLED_SAMPLE', 'REPORT_FILES', 'PNG', 'figure_png', 'assets_path', 'settings_path', 'Preset', 'read_presets',
+           'get_preset', 'check_preset', 'preset_from_dict', 'data_root', 'clip_weights_path', 'existing_data_root',
+           'versions', 'seed_everything', 'default_device']
 
 # %% ../nbs/00a_config.ipynb #b30484d4
 from .safety import PPADError, _umask, atomic_write, input_error  # the rules live in ppad_nb.safety; kept importable from here
 
 # %% ../nbs/00a_config.ipynb #7a179645
-def figure_png(figure, dpi: int = 80) -> bytes:
+class PNG(bytes):
+    "PNG file bytes that a notebook shows as the picture."
+    def _repr_png_(self) -> bytes: return bytes(self)
+    def __repr__(self) -> str: return f"PNG({len(self)} bytes)"
+
+def figure_png(figure, dpi: int = 80) -> PNG:
     "A matplotlib figure as PNG bytes."
     import io
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
+    return PNG(buffer.getvalue())
 
 # %% ../nbs/00a_config.ipynb #070824f1
 def assets_path() -> Path:

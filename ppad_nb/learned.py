@@ -13,8 +13,8 @@ from .config import PPADError, figure_png
 from .data import REGION_NAMES
 
 # %% auto #0
-__all__ = ['nearest_tokens', 'token_words', 'nearest_words', 'nearest_words_markdown', 'mask_embedding_norms', 'replaced_patches',
-           'mask_embedding_map', 'mask_embedding_png']
+__all__ = ['nearest_tokens', 'token_words', 'nearest_words', 'MarkdownText', 'nearest_words_markdown', 'mask_embedding_norms',
+           'replaced_patches', 'mask_embedding_map', 'mask_embedding_png']
 
 # %% ../nbs/04a_learned.ipynb #85d32287
 def nearest_tokens(model, k: int = 5) -> tuple:
@@ -40,12 +40,16 @@ def nearest_words(model, k: int = 5) -> list:
     return token_words(nearest_tokens(model, k)[0])
 
 # %% ../nbs/04a_learned.ipynb #1ba9ae11
-def nearest_words_markdown(model, k: int = 3) -> str:
+class MarkdownText(str):
+    "Markdown text that a notebook shows rendered."
+    def _repr_markdown_(self) -> str: return str(self)
+
+def nearest_words_markdown(model, k: int = 3) -> MarkdownText:
     "A markdown table of each context vector's `k` nearest words, with their distances."
     ids, distances = nearest_tokens(model, k)
     rows = [f"| {i + 1} | " + ", ".join(f"{w} ({d:.2f})" for w, d in zip(token_words(row), dist.tolist())) + " |"
             for i, (row, dist) in enumerate(zip(ids, distances))]
-    return "\n".join(["| context vector | nearest words (distance) |", "| --- | --- |", *rows])
+    return MarkdownText("\n".join(["| context vector | nearest words (distance) |", "| --- | --- |", *rows]))
 
 # %% ../nbs/04a_learned.ipynb #ecf970b1
 def mask_embedding_norms(model) -> np.ndarray:
