@@ -101,7 +101,7 @@ def format_table(headers, rows) -> str:
     line = lambda values: "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
     return "\n".join([line([str(h) for h in headers]), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
-# %% ../nbs/00b_console.ipynb #d459232b
+# %% ../nbs/00b_console.ipynb #0f622145
 OPTIONS = {  # name (flag, or flag:meaning): argparse's keywords
     "clip-weights": dict(default=None, help="CLIP weights file, or random:ViT-B-32 / random:tiny (default: $PPAD_CLIP_WEIGHTS)"),
     "clip-weights:run": dict(default=None, help="CLIP weights (default: the run's, else $PPAD_CLIP_WEIGHTS)"),
@@ -109,6 +109,10 @@ OPTIONS = {  # name (flag, or flag:meaning): argparse's keywords
     "learner": dict(default=None, help="learner checkpoint: official release format or ppad-nb's"),
     "learner:evaluate": dict(default=None, help="a learner file (official release format or ppad-nb's), instead of --run"),
     "learner:predict": dict(default=None, help="learner checkpoint, official release format or ppad-nb's (default with --run: the run's)"),
+}
+
+# %% ../nbs/00b_console.ipynb #64f9afa1
+OPTIONS |= {
     "device": dict(default=None, help="cpu or cuda (default: $PPAD_DEVICE, else cuda if available)"),
     "precision": dict(choices=("fp32", "release", "bf16"), default="fp32",  # ppad_nb.model.PRECISIONS
                       help="fp32 (default; CLIP weights rounded as released, float32 arithmetic); release: the released float16 "
@@ -119,7 +123,7 @@ OPTIONS = {  # name (flag, or flag:meaning): argparse's keywords
     "size:run": dict(type=int, choices=(224, 256), default=None, help="first resize: 224, or 256 as for VinDr-CXR (default: the run's, else 224)"),
 }
 
-# %% ../nbs/00b_console.ipynb #e5101450
+# %% ../nbs/00b_console.ipynb #f0611f35
 OPTIONS |= {
     "preset": dict(default=None, help="zhanglab, chexpert, vindr or demo (settings.ini)"),
     "preset:reproduce": dict(default=None, help="zhanglab, chexpert, vindr or demo"),
@@ -127,6 +131,10 @@ OPTIONS |= {
     "settings": dict(default=None, help="settings file with the presets (default: the kit's settings.ini)"),
     "data": dict(default=None, help="data folder (default: the preset's root under $PPAD_DATA)"),
     "data:run": dict(default=None, help="data folder (default: the run's, else the preset's)"),
+}
+
+# %% ../nbs/00b_console.ipynb #231accb3
+OPTIONS |= {
     "seed": dict(type=int, default=0, help="seed of the shots, the initialisation and every sample (default 0)"),
     "seeds": dict(type=int, nargs="+", default=None, help="seeds (default: the preset's `seeds`, 0 1 2 3 4 for the paper's data sets)"),
     "shots-file": dict(default=None, help="reuse an exact split: the shots.csv of an earlier run (each file checked by its SHA-256), "
@@ -137,7 +145,7 @@ OPTIONS |= {
                     help="methods to run (default: ppad)"),
 }
 
-# %% ../nbs/00b_console.ipynb #bfa4b692
+# %% ../nbs/00b_console.ipynb #777ba5cf
 OPTIONS |= {
     "epochs": dict(type=int, default=None, help="override the preset's epochs"),
     "shots": dict(type=int, default=None, help="override the preset's number of normal training images"),
@@ -147,6 +155,10 @@ OPTIONS |= {
     "lr": dict(type=float, default=None, help="override the preset's learning rate"),
     "patch-sources": dict(choices=("all", "shots"), default=None, help="where the 'without SAS' ablation (patch synthesis) cuts its squares: "
                           "all normal training images, as released (the preset's default), or only the shots (stays within the few-shot budget)"),
+}
+
+# %% ../nbs/00b_console.ipynb #6edf20de
+OPTIONS |= {
     "workers": dict(type=int, default=0, help="DataLoader worker processes making the training samples (default 0)"),
     "validate-every": dict(type=int, default=None, help="every N epochs (and at the last) score a validation set of held-out normals with SAS anomalies "
                            "(no test label); write validation.csv and learner-validated.safetensors (the best epoch's learner)"),
@@ -155,7 +167,7 @@ OPTIONS |= {
                  "are visible, else the CPU threads shared out; the results are those of a serial run (default 1)"),
 }
 
-# %% ../nbs/00b_console.ipynb #91ac5f9a
+# %% ../nbs/00b_console.ipynb #0d4f6aff
 OPTIONS |= {
     "images:folder": dict(positional=True, help="folder of X-rays (searched recursively: .png, .jpg, .jpeg, .bmp, .tif)"),
     "images:files": dict(positional=True, nargs="+", help="X-ray files"),
@@ -165,6 +177,10 @@ OPTIONS |= {
                         "from its report's operating points"),
     "checkpoint": dict(choices=("last", "validated"), default="last", help="with --run: the learner of the last epoch (default, as released), or of the "
                        "best validation epoch (a run trained with --validate-every; report in RUN/report-validated)"),
+}
+
+# %% ../nbs/00b_console.ipynb #c55a9179
+OPTIONS |= {
     "count": dict(type=int, default=16, help="number of anomalies (default 16, at most 1000)"),  # synthesis.MAX_GRID
     "seed:synth": dict(type=int, default=0, help="seed of every random choice (default 0)"),
     "region": dict(choices=("0", "1", "2", "3", "4", "left", "right", "upper", "lower", "whole", "random"), default="random",  # data.REGION_LABELS
@@ -175,11 +191,15 @@ OPTIONS |= {
     "method": dict(choices=("sas", "patch"), default="sas", help="sas (the paper) or patch (the 'without SAS' ablation)"),
     "size:synthesis": dict(type=int, choices=(224, 256), default=224, help="synthesis size: 224, or 256 as for VinDr-CXR"),
     "no-outline": dict(action="store_true", help="do not outline the blob"),
+}
+
+# %% ../nbs/00b_console.ipynb #38ba4dda
+OPTIONS |= {
     "threshold": dict(type=float, default=None, help="a score above it is called abnormal (default 0.5, the paper's)"),
     "operating-point": dict(default="heldout_normals_95", help="with --run: which operating point of its report's metrics.json (default heldout_normals_95)"),
 }
 
-# %% ../nbs/00b_console.ipynb #218ef471
+# %% ../nbs/00b_console.ipynb #a7feab4b
 SIDE_NOTE = "left/right are the image's: left (image) = patient's right"  # data.REGION_SIDE_NOTE, beside the region columns
 OPTIONS |= {
     "out:png": dict(default=None, help="the PNG file to write"),
@@ -190,6 +210,10 @@ OPTIONS |= {
     "out:figures": dict(default=None, help="folder for one region-prompt figure per image (IMAGE-NAME.png)"),
     "out:demo": dict(default="demo-output", help="output folder (default demo-output)"),
     "json": dict(action="store_true", help=f"print one JSON object per image instead of text (file, score, threshold, decision, rule, p_left ... p_whole; {SIDE_NOTE})"),
+}
+
+# %% ../nbs/00b_console.ipynb #e295a1b7
+OPTIONS |= {
     "force": dict(action="store_true", help="replace --out if it exists"),
     "force:report": dict(action="store_true", help="replace an existing report"),
     "force:figures": dict(action="store_true", help="replace figures that exist in --out"),

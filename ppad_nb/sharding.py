@@ -111,15 +111,20 @@ def score_shards(shard: Shard, model, files, *args, progress: bool = True, **opt
     probs = _gather_probs(shard, part["probs"], len(files), on)
     return None if probs is None else {"files": files, "probs": probs, "scores": aggregate(probs)}
 
+# %% ../nbs/05c_sharding.ipynb #db04b6a3
+def _folder_to_score(images, learner, clip, out, batch_size: int, force: bool) -> tuple:
+    "(image files, output) of `score_folder`, each argument checked before any image or weight is read."
+    clip_weights_path(clip, required=True)  # no weights: one line
+    if batch_size < 1: raise PPADError(f"--batch-size must be at least 1, not {batch_size}")
+    files = list_images(images, recursive=True)
+    return files, check_output(out, force, inputs=files + [Path(learner)], suffix=".csv")
+
 # %% ../nbs/05c_sharding.ipynb #fe9402de
 def score_folder(images, learner, clip, out, batch_size: int = 32, size: int = 224, device=None, precision: str = "fp32", force: bool = False) -> dict | None:
     "Score every X-ray under `images` (this rank's share under torchrun); rank 0 writes the CSV `out` and returns the scores, the others None."
     from ppad_nb.evaluate import write_scores
     from ppad_nb.model import PPAD, resolve_clip
-    clip_weights_path(clip, required=True)  # no weights: one line, before anything is read
-    if batch_size < 1: raise PPADError(f"--batch-size must be at least 1, not {batch_size}")
-    files = list_images(images, recursive=True)
-    out = check_output(out, force, inputs=files + [Path(learner)], suffix=".csv")
+    files, out = _folder_to_score(images, learner, clip, out, batch_size, force)
     shard = start_shard(check_device(device or default_device()))  # under torchrun: this rank's place in the job, and its device
     model = PPAD.from_learner(resolve_clip(clip, device=shard.device, precision=precision), learner)  # the prompts the learner records
     result = score_shards(shard, model, files, batch_size, size, shard.device)
