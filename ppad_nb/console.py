@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import time
@@ -14,8 +15,8 @@ from pathlib import Path
 from .safety import PPADError
 
 # %% auto #0
-__all__ = ['RANK_GRACE', 'SHARED_OPTIONS', 'torchrun_env', 'quiet_on_this_rank', 'os_error_line', 'in_job', 'report_failure',
-           'end_rank', 'run_script', 'format_table', 'add_options']
+__all__ = ['RANK_GRACE', 'OPTIONS', 'SIDE_NOTE', 'torchrun_env', 'quiet_on_this_rank', 'os_error_line', 'in_job',
+           'report_failure', 'end_rank', 'run_script', 'format_table', 'add_options', 'command_parser']
 
 # %% ../nbs/00b_console.ipynb #4f464b82
 def torchrun_env() -> tuple | None:
@@ -100,24 +101,139 @@ def format_table(headers, rows) -> str:
     line = lambda values: "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
     return "\n".join([line([str(h) for h in headers]), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
-# %% ../nbs/00b_console.ipynb #f6650a87
-SHARED_OPTIONS = {
+# %% ../nbs/00b_console.ipynb #0f622145
+OPTIONS = {  # name (flag, or flag:meaning): argparse's keywords
     "clip-weights": dict(default=None, help="CLIP weights file, or random:ViT-B-32 / random:tiny (default: $PPAD_CLIP_WEIGHTS)"),
-    "data": dict(default=None, help="data folder (default: the preset's root under $PPAD_DATA)"),
+    "clip-weights:run": dict(default=None, help="CLIP weights (default: the run's, else $PPAD_CLIP_WEIGHTS)"),
+    "clip-weights:demo": dict(default=None, help="CLIP weights (default: $PPAD_CLIP_WEIGHTS, else random:ViT-B-32)"),
+    "learner": dict(default=None, help="learner checkpoint: official release format or ppad-nb's"),
+    "learner:evaluate": dict(default=None, help="a learner file (official release format or ppad-nb's), instead of --run"),
+    "learner:predict": dict(default=None, help="learner checkpoint, official release format or ppad-nb's (default with --run: the run's)"),
+}
+
+# %% ../nbs/00b_console.ipynb #64f9afa1
+OPTIONS |= {
     "device": dict(default=None, help="cpu or cuda (default: $PPAD_DEVICE, else cuda if available)"),
-    "epochs": dict(type=int, default=None, help="override the preset's epochs"),
-    "shots": dict(type=int, default=None, help="override the preset's number of normal training images"),
-    "batch-size": dict(type=int, default=None, help="override the preset's batch size"),
-    "patch-sources": dict(choices=("all", "shots"), default=None, help="where the 'without SAS' ablation (patch synthesis) cuts its squares: "
-                          "all normal training images, as released (the preset's default), or only the shots (stays within the few-shot budget)"),
-    "workers": dict(type=int, default=0, help="DataLoader worker processes making the training samples (default 0)"),
     "precision": dict(choices=("fp32", "release", "bf16"), default="fp32",  # ppad_nb.model.PRECISIONS
                       help="fp32 (default; CLIP weights rounded as released, float32 arithmetic); release: the released float16 "
                            "numerics (CLIP, activations, prompts and SGD in float16); bf16: bfloat16 autocast for speed, prompts "
                            "and optimiser in float32"),
+    "batch-size:images": dict(type=int, default=32, help="images per batch (default 32)"),
+    "size": dict(type=int, choices=(224, 256), default=224, help="first resize: 224, or 256 as for VinDr-CXR"),
+    "size:run": dict(type=int, choices=(224, 256), default=None, help="first resize: 224, or 256 as for VinDr-CXR (default: the run's, else 224)"),
 }
 
-# %% ../nbs/00b_console.ipynb #c3261ad0
-def add_options(parser: argparse.ArgumentParser, *names: str):
-    "Add shared options by name (see `SHARED_OPTIONS`)."
-    for name in names: parser.add_argument(f"--{name}", **SHARED_OPTIONS[name])
+# %% ../nbs/00b_console.ipynb #f0611f35
+OPTIONS |= {
+    "preset": dict(default=None, help="zhanglab, chexpert, vindr or demo (settings.ini)"),
+    "preset:reproduce": dict(default=None, help="zhanglab, chexpert, vindr or demo"),
+    "preset:run": dict(default=None, help="preset of the data set (default: the run's)"),
+    "settings": dict(default=None, help="settings file with the presets (default: the kit's settings.ini)"),
+    "data": dict(default=None, help="data folder (default: the preset's root under $PPAD_DATA)"),
+    "data:run": dict(default=None, help="data folder (default: the run's, else the preset's)"),
+}
+
+# %% ../nbs/00b_console.ipynb #231accb3
+OPTIONS |= {
+    "seed": dict(type=int, default=0, help="seed of the shots, the initialisation and every sample (default 0)"),
+    "seeds": dict(type=int, nargs="+", default=None, help="seeds (default: the preset's `seeds`, 0 1 2 3 4 for the paper's data sets)"),
+    "shots-file": dict(default=None, help="reuse an exact split: the shots.csv of an earlier run (each file checked by its SHA-256), "
+                       "or MVFA's few-shot file (its n-SEED line; its a- lines, abnormal images, are not used)"),
+    "splits": dict(default=None, help="reuse exact splits: a folder with seedS.csv (or seedS/shots.csv, or an earlier "
+                   "reproduction's ppad/seedS/shots.csv) per seed; files checked by SHA-256"),
+    "methods": dict(nargs="+", default=["ppad"], choices=("ppad", "chexzero", "coop", "no_position", "no_image_prompt", "patch"),  # baselines.METHODS
+                    help="methods to run (default: ppad)"),
+}
+
+# %% ../nbs/00b_console.ipynb #777ba5cf
+OPTIONS |= {
+    "epochs": dict(type=int, default=None, help="override the preset's epochs"),
+    "shots": dict(type=int, default=None, help="override the preset's number of normal training images"),
+    "shots:curve": dict(nargs="+", default=None, help="override the preset's number of normal training images; several numbers (e.g. 4 8 16 32 64) "
+                        "draw a k-shot curve: each k with every seed, in OUT/kK, and OUT/kshot.csv and kshot.png"),
+    "batch-size": dict(type=int, default=None, help="override the preset's batch size"),
+    "lr": dict(type=float, default=None, help="override the preset's learning rate"),
+    "patch-sources": dict(choices=("all", "shots"), default=None, help="where the 'without SAS' ablation (patch synthesis) cuts its squares: "
+                          "all normal training images, as released (the preset's default), or only the shots (stays within the few-shot budget)"),
+}
+
+# %% ../nbs/00b_console.ipynb #6edf20de
+OPTIONS |= {
+    "workers": dict(type=int, default=0, help="DataLoader worker processes making the training samples (default 0)"),
+    "validate-every": dict(type=int, default=None, help="every N epochs (and at the last) score a validation set of held-out normals with SAS anomalies "
+                           "(no test label); write validation.csv and learner-validated.safetensors (the best epoch's learner)"),
+    "resume": dict(action="store_true", help="continue the unfinished run in --out"),
+    "jobs": dict(type=int, default=1, help="(method, seed) runs trained at once, in separate processes: a GPU each when several "
+                 "are visible, else the CPU threads shared out; the results are those of a serial run (default 1)"),
+}
+
+# %% ../nbs/00b_console.ipynb #0d4f6aff
+OPTIONS |= {
+    "images:folder": dict(positional=True, help="folder of X-rays (searched recursively: .png, .jpg, .jpeg, .bmp, .tif)"),
+    "images:files": dict(positional=True, nargs="+", help="X-ray files"),
+    "images": dict(default=None, help="folder of X-rays, searched recursively"),
+    "run": dict(default=None, help="a finished run folder (from ppad-train)"),
+    "run:predict": dict(default=None, help="a run folder evaluated by ppad-evaluate, or ppad-demo's folder or run: take the threshold "
+                        "from its report's operating points"),
+    "checkpoint": dict(choices=("last", "validated"), default="last", help="with --run: the learner of the last epoch (default, as released), or of the "
+                       "best validation epoch (a run trained with --validate-every; report in RUN/report-validated)"),
+}
+
+# %% ../nbs/00b_console.ipynb #c55a9179
+OPTIONS |= {
+    "count": dict(type=int, default=16, help="number of anomalies (default 16, at most 1000)"),  # synthesis.MAX_GRID
+    "seed:synth": dict(type=int, default=0, help="seed of every random choice (default 0)"),
+    "region": dict(choices=("0", "1", "2", "3", "4", "left", "right", "upper", "lower", "whole", "random"), default="random",  # data.REGION_LABELS
+                   help="region the blobs are aimed at (as released, a blob may lie outside it): 0-4 or left/right/upper/lower/whole, "
+                        "left/right of the image (left = the patient's right) (default: random, as in training)"),
+    "strength": dict(choices=("random", "-0.999", "-0.99", "2", "3"), default="random",  # synthesis.STRENGTHS
+                     help="SAS gamma strength: negative brightens, positive darkens (default: random, as in training)"),
+    "method": dict(choices=("sas", "patch"), default="sas", help="sas (the paper) or patch (the 'without SAS' ablation)"),
+    "size:synthesis": dict(type=int, choices=(224, 256), default=224, help="synthesis size: 224, or 256 as for VinDr-CXR"),
+    "no-outline": dict(action="store_true", help="do not outline the blob"),
+}
+
+# %% ../nbs/00b_console.ipynb #38ba4dda
+OPTIONS |= {
+    "threshold": dict(type=float, default=None, help="a score above it is called abnormal (default 0.5, the paper's)"),
+    "operating-point": dict(default="heldout_normals_95", help="with --run: which operating point of its report's metrics.json (default heldout_normals_95)"),
+}
+
+# %% ../nbs/00b_console.ipynb #a7feab4b
+SIDE_NOTE = "left/right are the image's: left (image) = patient's right"  # data.REGION_SIDE_NOTE, beside the region columns
+OPTIONS |= {
+    "out:png": dict(default=None, help="the PNG file to write"),
+    "out:csv": dict(default=None, help=f"the CSV file to write (file, score, p_left ... p_whole; {SIDE_NOTE})"),
+    "out:run": dict(default=None, help="run folder"),
+    "out:report": dict(default=None, help="report folder (default: RUN/report)"),
+    "out:table": dict(default=None, help="output folder (default: reproduce-PRESET)"),
+    "out:figures": dict(default=None, help="folder for one region-prompt figure per image (IMAGE-NAME.png)"),
+    "out:demo": dict(default="demo-output", help="output folder (default demo-output)"),
+    "json": dict(action="store_true", help=f"print one JSON object per image instead of text (file, score, threshold, decision, rule, p_left ... p_whole; {SIDE_NOTE})"),
+}
+
+# %% ../nbs/00b_console.ipynb #e295a1b7
+OPTIONS |= {
+    "force": dict(action="store_true", help="replace --out if it exists"),
+    "force:report": dict(action="store_true", help="replace an existing report"),
+    "force:figures": dict(action="store_true", help="replace figures that exist in --out"),
+    "force:demo": dict(action="store_true", help="replace the output of an earlier demo"),
+    "overwrite": dict(action="store_true", help="replace the run in --out"),
+    "overwrite:table": dict(action="store_true", help="recompute results in --out that were made with other settings (default: refuse)"),
+}
+
+# %% ../nbs/00b_console.ipynb #ad8f0c3e
+def add_options(parser, *names: str, required: str = ""):
+    "Add the options `names` of `OPTIONS` to `parser` (or to a group of it), in order; the flags listed in `required` must be given."
+    for name in names:
+        spec, flag = copy.deepcopy(OPTIONS[name]), name.split(":")[0]  # a copy: a parsed list default is the script's own
+        if spec.pop("positional", False): parser.add_argument(flag, **spec)
+        else: parser.add_argument(f"--{flag}", **spec, **({"required": True} if flag in required.split() else {}))
+
+# %% ../nbs/00b_console.ipynb #99f65ce0
+def command_parser(prog: str, description: str, epilog: str, options: str, required: str = "", exclusive: str = "") -> argparse.ArgumentParser:
+    "A console script's parser: `options` names entries of `OPTIONS` in the order `--help` lists them; `required` and `exclusive` name flags."
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    group = parser.add_mutually_exclusive_group() if exclusive else None  # at most one of the `exclusive` flags
+    for name in options.split(): add_options(group if name.split(":")[0] in exclusive.split() else parser, name, required=required)
+    return parser
