@@ -15,7 +15,8 @@ from .console import add_options, run_script, torchrun_env
 from .config import PPADError, atomic_write, clip_weights_path, default_device, get_preset, input_error
 from .safety import check_device, check_finite, check_output, check_outputs, check_seed, check_writable, folder_lock
 from .data import REGION_LABELS, REGION_SIDE_NOTE, list_images, load_image
-from .synthesis import MAX_GRID, STRENGTHS, synthesize_grid
+from .reports import MAX_GRID, synthesize_grid
+from .synthesis import STRENGTHS
 
 # %% auto #0
 __all__ = ['REGION_CHOICES', 'synth_parser', 'synth', 'synth_main', 'Shard', 'rank_error', 'start_shard', 'leave_job',
@@ -309,7 +310,8 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, existing_data_root
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import REPORT_FILES, compute_metrics, image_set_digest, metrics_line, report_label, report_made_with, run_heldout, write_report
+    from ppad_nb.evaluate import REPORT_FILES, compute_metrics, image_set_digest, report_made_with, run_heldout
+    from ppad_nb.reports import metrics_line, report_label, run_protocol, write_report
     from ppad_nb.model import PPAD, load_clip
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
@@ -331,7 +333,8 @@ def evaluate_command(argv=None):
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
     label = lambda spec: report_label(spec, out)  # paths relative to the report: no path of this machine in it
     write_report(out, result, title=f"{Path(learner).name} on {preset.name} ({label(test_set.root)})",
-                 extra={"learner": label(learner), "clip": label(weights), "precision": args.precision, "made_with": made_with, "checkpoint": args.checkpoint})
+                 extra={"learner": label(learner), "clip": label(weights), "precision": args.precision, "made_with": made_with, "checkpoint": args.checkpoint},
+                 protocol=run_protocol(run_dir, args.checkpoint, made_with["test_set"], getattr(model.clip, "ppad_source", {}), args.precision))
     print(metrics_line(out, result["metrics"]) + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
 
@@ -427,7 +430,7 @@ def predict_parser() -> argparse.ArgumentParser:
 # %% ../nbs/08_cli.ipynb #c8910332
 def _operating_point(run_dir: Path, name: str, report: Path) -> tuple:
     "(threshold, name) of an operating point in the report of an evaluated run, checked by `read_operating_point`."
-    from ppad_nb.evaluate import read_operating_point
+    from ppad_nb.reports import read_operating_point
     if not (report / "metrics.json").is_file(): raise input_error(run_dir, "has no report: run ppad-evaluate --run on it first (the operating points come from it)")
     return read_operating_point(report, name), name
 
@@ -502,7 +505,7 @@ def predict_record(file, probs, score: float, threshold: float, point: str) -> d
 # %% ../nbs/08_cli.ipynb #59670ee0
 def explanation(file, probs, score: float, threshold: float, point: str, figure=None) -> str:
     "What `ppad-predict` prints for one image."
-    from ppad_nb.evaluate import decision_rule
+    from ppad_nb.reports import decision_rule
     decision = "abnormal" if score > threshold else "normal"
     lines = [f"{file}: score {score:.4f} -> {decision.upper()} (threshold {threshold:.4f}, {point})", f"  rule: {decision_rule(probs)}",
              f"  regions ({REGION_SIDE_NOTE}): " + "  ".join(f"{label} {p:.4f}" for label, p in zip(REGION_LABELS, probs))]
@@ -512,7 +515,8 @@ def explanation(file, probs, score: float, threshold: float, point: str, figure=
 def predict(argv=None) -> list:
     "The `ppad-predict` command; returns one record per image."
     import json
-    from ppad_nb.evaluate import region_panels, score_images
+    from ppad_nb.evaluate import score_images
+    from ppad_nb.reports import region_panels
     from ppad_nb.model import PPAD, load_clip
     args = predict_parser().parse_args(argv)
     files = [Path(f) for f in args.images]
