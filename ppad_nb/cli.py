@@ -332,9 +332,8 @@ def evaluate_command(argv=None):
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
     label = lambda spec: report_label(spec, out)  # paths relative to the report: no path of this machine in it
-    write_report(out, result, title=f"{Path(learner).name} on {preset.name} ({label(test_set.root)})",
-                 extra={"learner": label(learner), "clip": label(weights), "precision": args.precision, "made_with": made_with, "checkpoint": args.checkpoint},
-                 protocol=run_protocol(run_dir, args.checkpoint, made_with["test_set"], getattr(model.clip, "ppad_source", {}), args.precision))
+    write_report(out, result, title=f"{Path(learner).name} on {preset.name} ({label(test_set.root)})", protocol=run_protocol(run_dir, args.checkpoint, made_with["test_set"], model.clip.ppad_source, args.precision),
+                 extra={"learner": label(learner), "clip": label(weights), "precision": args.precision, "made_with": made_with, "checkpoint": args.checkpoint})
     print(metrics_line(out, result["metrics"]) + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
 

@@ -169,6 +169,7 @@ def report_path(path, folder) -> str:
     if path.is_relative_to(assets): return (Path("ppad_nb/assets") / path.relative_to(assets)).as_posix()
     return Path(os.path.relpath(path, Path(folder).resolve())).as_posix()
 
+# %% ../nbs/05b_reports.ipynb #d739af39
 def resolve_report_path(recorded, folder) -> Path:
     "A path a report in `folder` recorded, on this machine (absolute paths of older reports as they are)."
     from ppad_nb.config import assets_path
@@ -177,6 +178,7 @@ def resolve_report_path(recorded, folder) -> Path:
     if recorded.parts[:2] == ("ppad_nb", "assets"): return assets_path().joinpath(*recorded.parts[2:])
     return Path(folder) / recorded
 
+# %% ../nbs/05b_reports.ipynb #9fa52eee
 def report_label(spec, folder) -> str:
     "A file named in a report's text (weights, learner, data): as `report_path`, or its name when only the filesystem root is shared; a spec as it is."
     import os
@@ -201,6 +203,7 @@ def percent_ci(value: float, ci) -> str:
     "A fraction with its interval, in percent: '89.4 [87.0, 91.6]'."
     return f"{percent(value)} [{percent(ci[0])}, {percent(ci[1])}]"
 
+# %% ../nbs/05b_reports.ipynb #f712c8a2
 def _readme_summary(title: str, m: dict, ci: dict, root, resamples: int, scores) -> list:
     "The README's title, test-set line, metrics table with intervals, and how the score and threshold work."
     return [f"# {title}", "", f"{m['n']} images ({m['n'] - m['n_abnormal']} normal, {m['n_abnormal']} abnormal) from `{root}`.", "",
@@ -216,6 +219,7 @@ _POINT_NAMES = {"fixed_0.5": "the paper's fixed threshold", "heldout_normals_95"
                "heldout_normals_90": "keeps 90% of them", "test_specificity_90": "90% specificity on this test set (tuned on it)",
                "test_specificity_95": "95% specificity on this test set (tuned on it)"}
 
+# %% ../nbs/05b_reports.ipynb #0e527dc7
 def _readme_points(points: list, heldout) -> list:
     "The README's operating-point section."
     held = (f"Held-out normals: {len(heldout)} normal training images that were not among the shots." if heldout is not None and len(heldout)
@@ -251,6 +255,7 @@ PAPER_PROTOCOL = {"short": "normal-only, last epoch, 0.5",  # how the paper made
                   "long": "trained on the shots, normal images only (no abnormal image or label); the learner of the last epoch kept (the released "
                           "code scores the test set every 10 epochs but keeps the last); ACC and F1 at the fixed threshold 0.5; mean ± std over five seeds"}
 
+# %% ../nbs/05b_reports.ipynb #9f24b68c
 def checkpoint_rule(rule: str, epoch: int | None) -> dict:
     "The checkpoint part of a card: which rule chose the learner, and its epoch."
     if rule not in CHECKPOINT_RULES: raise PPADError(f"checkpoint rule {rule!r} is not one of: {', '.join(CHECKPOINT_RULES)}")
@@ -263,6 +268,7 @@ def clip_label(spec) -> str | None:
     head, _, file = str(spec).rpartition(":") if str(spec).startswith("openclip:") else ("", "", str(spec))
     return f"{head}:{Path(file).name}" if head else Path(file).name
 
+# %% ../nbs/05b_reports.ipynb #def6ca1c
 def shots_record(run: dict, shots_sha256: str | None) -> dict:
     "The shots part of a card, from `run.json`'s contents and the SHA-256 of the run's `shots.csv` (the split)."
     drawn = run.get("shots_from") or {"format": "seeded draw", "note": f"drawn from the training normals with seed {run.get('seed')}"}
@@ -392,6 +398,7 @@ def _points_of(path: Path) -> dict:
         raise input_error(path, "its operating_points is not a list of {name, threshold} objects; evaluate again to replace the report")
     return {p["name"]: p for p in points}
 
+# %% ../nbs/05b_reports.ipynb #b53c307a
 def read_operating_point(report_dir, name: str) -> float:
     "The threshold of operating point `name` in `report_dir`/metrics.json: a finite number within the score range 0..1, else one line naming the field."
     path = Path(report_dir) / "metrics.json"
@@ -457,6 +464,7 @@ def synthesized_tiles(files, count: int = 16, seed: int = 0, region=None, streng
 # %% ../nbs/05b_reports.ipynb #87c81f40
 MAX_GRID = 1000  # anomalies in one grid: 250 rows of four tiles
 
+# %% ../nbs/05b_reports.ipynb #7a7c7f0d
 def synthesize_grid(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
                     size: int = 224, show_outline: bool = True, progress: bool = True):
     "Synthesize `count` anomalies from `files` and return (grid image, list of per-tile records); memory holds the grid, not the tiles."
