@@ -249,7 +249,8 @@ def random_weights_note(extra: dict | None) -> list:
 
 # %% ../nbs/05b_reports.ipynb #bcb1332b
 CHECKPOINT_RULES = {"last": "the last epoch, as in the paper",
-                    "validated": "the epoch of the best validation AUC (SAS anomalies synthesized on held-out training normals; no test label)"}
+                    "validated": "the epoch of the best validation AUC (SAS anomalies synthesized on held-out training normals; no test label)",
+                    "given": "a learner file evaluated as given, without its run folder: how its epoch was chosen is not recorded"}
 PAPER_THRESHOLD = f"fixed {THRESHOLD}, as in the paper"  # ACC and F1; the operating points are reported beside it
 PAPER_PROTOCOL = {"short": "normal-only, last epoch, 0.5",  # how the paper made the numbers it publishes (its release; chapter 04)
                   "long": "trained on the shots, normal images only (no abnormal image or label); the learner of the last epoch kept (the released "
@@ -286,7 +287,7 @@ def protocol_card(run: dict | None,                # run.json's contents; None: 
     "How a report's numbers were made, from plain values: labels, shots, checkpoint, threshold, test set, CLIP, precision, kit version."
     import ppad_nb
     shots = shots_record(run, shots_sha256) if trained and run else None
-    chosen = checkpoint_rule(checkpoint, epoch if epoch is not None else (run or {}).get("epochs_done")) if trained else None
+    chosen = checkpoint_rule(checkpoint if run else "given", epoch if epoch is not None else (run or {}).get("epochs_done")) if trained else None
     return {"labels": "normal-only" if trained else None, "shots": shots, "checkpoint": chosen,
             "threshold": {"rule": PAPER_THRESHOLD, "operating_points": []}, "test_set_sha256": test_set,
             "clip": {"spec": clip_label((clip or {}).get("spec")), "sha256": (clip or {}).get("sha256")}, "precision": precision,
@@ -328,7 +329,7 @@ def _shots_words(shots, labels) -> str:
 def protocol_lines(card: dict) -> list:
     "The README's protocol block: how the numbers were made, one line per field of the card."
     chosen, clip, points = card["checkpoint"], card["clip"], card["threshold"]["operating_points"]
-    checkpoint = "none (zero-shot)" if chosen is None else f"epoch {chosen['epoch']}, {chosen['means']}"
+    checkpoint = "none (zero-shot)" if chosen is None else chosen["means"] if chosen["epoch"] is None else f"epoch {chosen['epoch']}, {chosen['means']}"
     return ["## Protocol", "", f"- training labels: {_labels_words(card['labels'])}", f"- shots: {_shots_words(card['shots'], card['labels'])}",
             f"- checkpoint: {checkpoint}",
             f"- threshold: {card['threshold']['rule']}" + (f"; operating points beside it: {', '.join(points)}" if points else ""),

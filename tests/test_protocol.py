@@ -67,6 +67,18 @@ def test_a_validated_checkpoint_says_which_epoch_the_validation_chose(demo_run):
     assert f"- checkpoint: epoch {best}, the epoch of the best validation AUC" in (run_dir / "report-validated" / "README.md").read_text()
 
 
+def test_a_learner_file_alone_says_its_shots_and_epoch_are_not_recorded(tmp_path, demo_run):
+    run_dir, last, _ = demo_run
+    out = tmp_path / "alone"
+    result = call(cli.evaluate_command, "--learner", run_dir / "learner.safetensors", "--preset", "demo", "--clip-weights", "random:tiny",
+                  "--out", out, "--device", "cpu", prog="ppad-evaluate")
+    assert result.returncode == 0, result.stderr
+    card = json.loads((out / "metrics.json").read_text())["protocol"]
+    assert (card["labels"], card["shots"], card["checkpoint"]["rule"], card["checkpoint"]["epoch"]) == ("normal-only", None, "given", None)
+    assert card["test_set_sha256"] == last["protocol"]["test_set_sha256"]  # the same test images, the same digest
+    assert "- shots: not recorded (a learner file evaluated without its run folder)" in (out / "README.md").read_text()
+
+
 def test_an_mvfa_seed_file_run_says_its_abnormal_images_were_not_used(tmp_path, sample):
     train_set, test_set = sample
     root = tmp_path / "Chest_AD"
