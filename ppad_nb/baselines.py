@@ -430,14 +430,14 @@ def markdown_table(preset: Preset, results: dict, clip=None, differences: dict |
     source = getattr(clip, "ppad_source", {}) if clip is not None else {}
     if str(source.get("spec", "")).startswith("random:"):
         lines += [f"**These numbers come from `{source['spec']}`, a randomly initialised CLIP: they are not PPAD's.**", ""]
-    lines += ["| method | seeds | " + " | ".join(f"{METRIC_NAMES[m]} (%) | paper ({PAPER_PROTOCOL['short']})" for m in preset.metrics) + (" | AUC - ppad [95% CI]" if differences else "") + " |",
+    lines += ["| method | seeds | " + " | ".join(f"{METRIC_NAMES[m]} (%) | paper†" for m in preset.metrics) + (" | AUC - ppad [95% CI]" if differences else "") + " |",
               "| --- | --- | " + " | ".join("--- | ---" for _ in preset.metrics) + (" | ---" if differences else "") + " |"]
     lines += [f"| {name} | {len(per_seed)} | " + " | ".join(_table_cells(name, per_seed, preset, differences)) + " |" for name, per_seed in results.items()]
     lines += published_elsewhere(preset.name)  # benchmarks outside the paper: what others publish, with their protocol
     lines += ["", f"Mean ± sample standard deviation over seeds; ACC and F1 at the threshold 0.5. CLIP: `{source.get('spec', '?')}`"
               + (f" (SHA-256 {source['sha256'][:16]}...)." if source.get("sha256") else "."),
               "Methods: " + "; ".join(f"`{n}`: {METHODS[n].description}" for n in results) + ".",
-              f"paper: the numbers PPAD's paper publishes, made with its protocol: {PAPER_PROTOCOL['long']}. Ours: each report's `protocol` in its metrics.json and README."]
+              f"† paper: the numbers PPAD's paper publishes, made with its protocol: {PAPER_PROTOCOL}. Ours: each report's `protocol` (metrics.json, README)."]
     if differences:
         lines += ["AUC - ppad: the method's mean AUC over its seeds minus PPAD's, in points, on the same test images; in brackets the 95% "
                   "interval of a paired, stratified bootstrap over those images (1000 resamples; an interval that excludes 0 is a "
