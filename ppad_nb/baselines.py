@@ -24,10 +24,11 @@ from fastcore.basics import patch
 from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights_path, data_root, existing_data_root, default_device, get_preset,
                             input_error, preset_from_dict)
 from .data import REGION_NAMES, file_digest, read_dataset
-from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, clip_record, evaluate, paired_auc_difference, percent, read_report,
-                              run_heldout, summarize, image_set_digest, write_report)
+from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, clip_record, evaluate, paired_auc_difference, percent,
+                              run_heldout, summarize, image_set_digest)
 from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
 from .safety import check_device, check_number, check_output, check_seed, check_writable, folder_lock, made_by_kit
+from .reports import PAPER_PROTOCOL, read_report, run_protocol, write_report
 from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
 
 # %% auto #0
@@ -348,7 +349,9 @@ def evaluate_method(self: Reproduction, name: str, seed, model: PPAD, made_with:
         evaluation = evaluate(model, self.test_set, self.eval_batch_size, preset.synthesis_size, self.device, progress=not self.quiet,
                               heldout=run_heldout(run_dir, self.root) if METHODS[name].trained else None)
         write_report(report_dir, evaluation, title=f"{METHODS[name].description}; {preset.name}" + (f", seed {seed}" if seed is not None else ""),
-                     extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(self.clip, "ppad_source", {}), "made_with": made_with})
+                     extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(self.clip, "ppad_source", {}), "made_with": made_with},
+                     protocol=run_protocol(run_dir, test_set=made_with["test_set"], clip=getattr(self.clip, "ppad_source", {}),
+                                           precision=getattr(self.clip, "ppad_precision", "fp32"), trained=METHODS[name].trained))
         self.log(f"{label}: evaluated (" + ", ".join(f"{METRIC_NAMES[k]} {percent(evaluation['metrics'][k])}" for k in preset.metrics) + ")")
     return read_report(report_dir)
 
@@ -427,13 +430,14 @@ def markdown_table(preset: Preset, results: dict, clip=None, differences: dict |
     source = getattr(clip, "ppad_source", {}) if clip is not None else {}
     if str(source.get("spec", "")).startswith("random:"):
         lines += [f"**These numbers come from `{source['spec']}`, a randomly initialised CLIP: they are not PPAD's.**", ""]
-    lines += ["| method | seeds | " + " | ".join(f"{METRIC_NAMES[m]} (%) | paper" for m in preset.metrics) + (" | AUC - ppad [95% CI]" if differences else "") + " |",
+    lines += ["| method | seeds | " + " | ".join(f"{METRIC_NAMES[m]} (%) | paper†" for m in preset.metrics) + (" | AUC - ppad [95% CI]" if differences else "") + " |",
               "| --- | --- | " + " | ".join("--- | ---" for _ in preset.metrics) + (" | ---" if differences else "") + " |"]
     lines += [f"| {name} | {len(per_seed)} | " + " | ".join(_table_cells(name, per_seed, preset, differences)) + " |" for name, per_seed in results.items()]
     lines += published_elsewhere(preset.name)  # benchmarks outside the paper: what others publish, with their protocol
     lines += ["", f"Mean ± sample standard deviation over seeds; ACC and F1 at the threshold 0.5. CLIP: `{source.get('spec', '?')}`"
               + (f" (SHA-256 {source['sha256'][:16]}...)." if source.get("sha256") else "."),
-              "Methods: " + "; ".join(f"`{n}`: {METHODS[n].description}" for n in results) + "."]
+              "Methods: " + "; ".join(f"`{n}`: {METHODS[n].description}" for n in results) + ".",
+              f"† paper: the numbers PPAD's paper publishes, made with its protocol: {PAPER_PROTOCOL}. Ours: each report's `protocol` (metrics.json, README)."]
     if differences:
         lines += ["AUC - ppad: the method's mean AUC over its seeds minus PPAD's, in points, on the same test images; in brackets the 95% "
                   "interval of a paired, stratified bootstrap over those images (1000 resamples; an interval that excludes 0 is a "

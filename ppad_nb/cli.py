@@ -16,7 +16,7 @@ from .console import command_parser, run_script
 from .config import PPADError, atomic_write, clip_weights_path, default_device, get_preset, input_error
 from .safety import check_device, check_output, check_outputs, check_seed
 from .data import REGION_LABELS, list_images
-from .synthesis import MAX_GRID, synthesize_grid
+from .reports import MAX_GRID, synthesize_grid
 from .sharding import score_folder, score_shards, start_shard
 from .predict import image_files, predict_images, predict_settings
 
@@ -156,7 +156,8 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, existing_data_root
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import REPORT_FILES, compute_metrics, image_set_digest, metrics_line, report_label, report_made_with, run_heldout, write_report
+    from ppad_nb.evaluate import REPORT_FILES, compute_metrics, image_set_digest, report_made_with, run_heldout
+    from ppad_nb.reports import metrics_line, report_label, run_protocol, write_report
     from ppad_nb.model import PPAD, load_clip
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
@@ -177,7 +178,7 @@ def evaluate_command(argv=None):
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
     label = lambda spec: report_label(spec, out)  # paths relative to the report: no path of this machine in it
-    write_report(out, result, title=f"{Path(learner).name} on {preset.name} ({label(test_set.root)})",
+    write_report(out, result, title=f"{Path(learner).name} on {preset.name} ({label(test_set.root)})", protocol=run_protocol(run_dir, args.checkpoint, made_with["test_set"], model.clip.ppad_source, args.precision),
                  extra={"learner": label(learner), "clip": label(weights), "precision": args.precision, "made_with": made_with, "checkpoint": args.checkpoint})
     print(metrics_line(out, result["metrics"]) + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")

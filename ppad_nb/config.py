@@ -150,7 +150,7 @@ def data_root(preset: Preset, data=None) -> Path:
     return Path(os.environ.get("PPAD_DATA", ".")).expanduser() / root
 
 # %% ../nbs/00a_config.ipynb #e44763e0
-REPORT_FILES = ("README.md", "metrics.json", "scores.csv", "curves.png", "histogram.png", "calibration.png", "extremes.png")  # what `write_report` (05) writes
+REPORT_FILES = ("README.md", "metrics.json", "scores.csv", "curves.png", "histogram.png", "calibration.png", "extremes.png")  # what `write_report` (05b) writes
 
 # %% ../nbs/00a_config.ipynb #709ddc29
 def clip_weights_path(path=None, required: bool = False):

@@ -181,7 +181,7 @@ OPTIONS |= {
 
 # %% ../nbs/00b_console.ipynb #c55a9179
 OPTIONS |= {
-    "count": dict(type=int, default=16, help="number of anomalies (default 16, at most 1000)"),  # synthesis.MAX_GRID
+    "count": dict(type=int, default=16, help="number of anomalies (default 16, at most 1000)"),  # reports.MAX_GRID
     "seed:synth": dict(type=int, default=0, help="seed of every random choice (default 0)"),
     "region": dict(choices=("0", "1", "2", "3", "4", "left", "right", "upper", "lower", "whole", "random"), default="random",  # data.REGION_LABELS
                    help="region the blobs are aimed at (as released, a blob may lie outside it): 0-4 or left/right/upper/lower/whole, "

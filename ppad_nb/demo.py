@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .config import atomic_write, clip_weights_path, default_device, input_error
 from .safety import check_device, check_writable, folder_lock
-from .synthesis import synthesize_grid
+from .reports import synthesize_grid
 
 # %% auto #0
 __all__ = ['DEMO_ENTRIES', 'DEMO_MARK', 'DEMO_SHOTS', 'clear_demo_output', 'find_run_report', 'banner', 'demo_clip',
@@ -87,20 +87,21 @@ def write_demo_grid(out: Path, progress: bool = True) -> Path:
 # %% ../nbs/06a_demo.ipynb #032ee2a5
 def demo_summary(report: Path, metrics: dict, weights: str) -> str:
     "The four metrics with their 95% intervals, and a reminder when the weights were random."
-    from ppad_nb.evaluate import metrics_line
+    from ppad_nb.reports import metrics_line
     return metrics_line(report, metrics) + (" (random weights: not PPAD's numbers)" if weights.startswith("random:") else "")
 
 # %% ../nbs/06a_demo.ipynb #d3e0a005
 def write_demo_report(out: Path, run, result: dict, weights: str, test_set) -> Path:
     "Step 3's report, `out`/report: metrics, figures, and links to the run's loss plot and the synthesized anomalies."
-    from ppad_nb.evaluate import clip_source_of, image_set_digest, report_made_with, write_report
+    from ppad_nb.evaluate import clip_source_of, image_set_digest, report_made_with
+    from ppad_nb.reports import run_protocol, write_report
     from ppad_nb.train import run_learner
-    clip = weights if weights.startswith("random:") else Path(weights).name
+    clip, source, digest = weights if weights.startswith("random:") else Path(weights).name, clip_source_of(weights), image_set_digest(test_set)
     extra = {"clip": clip, "random_weights": weights.startswith("random:"), "epochs": run.preset.epochs, "shots": run.preset.shots,
-             "run": "../run",
-             "made_with": report_made_with(run_learner(run.run_dir), clip_source_of(weights), image_set_digest(test_set))}  # what predict --run checks
+             "run": "../run", "made_with": report_made_with(run_learner(run.run_dir), source, digest)}  # what predict --run checks
+    protocol = run_protocol(run.run_dir, test_set=digest, clip=source, precision=run.model.precision)
     figures = {"The training loss of the run": "../run/loss.png", "The anomalies synthesized in step 1": "../synthesized.png"}
-    return write_report(out / "report", result, title=f"ppad-demo: PPAD on the bundled sample, CLIP {clip}", extra=extra, figures=figures)
+    return write_report(out / "report", result, title=f"ppad-demo: PPAD on the bundled sample, CLIP {clip}", extra=extra, figures=figures, protocol=protocol)
 
 # %% ../nbs/06a_demo.ipynb #29bd9548
 def demo(out="demo-output", clip=None, epochs: int | None = None, force: bool = False, device: str | None = None, progress: bool = True) -> Path:

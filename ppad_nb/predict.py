@@ -47,7 +47,7 @@ def predict_record(file, probs, score: float, threshold: float, point: str) -> d
 # %% ../nbs/05d_predict.ipynb #b3367974
 def explanation(file, probs, score: float, threshold: float, point: str, figure=None) -> str:
     "What `ppad-predict` prints for one image."
-    from ppad_nb.evaluate import decision_rule
+    from ppad_nb.reports import decision_rule
     decision = "abnormal" if score > threshold else "normal"
     lines = [f"{file}: score {score:.4f} -> {decision.upper()} (threshold {threshold:.4f}, {point})", f"  rule: {decision_rule(probs)}",
              f"  regions ({REGION_SIDE_NOTE}): " + "  ".join(f"{label} {p:.4f}" for label, p in zip(REGION_LABELS, probs))]
@@ -56,7 +56,7 @@ def explanation(file, probs, score: float, threshold: float, point: str, figure=
 # %% ../nbs/05d_predict.ipynb #a28cf6c3
 def _operating_point(run_dir: Path, name: str, report: Path) -> tuple:
     "(threshold, name) of an operating point in the report of an evaluated run, checked by `read_operating_point`."
-    from ppad_nb.evaluate import read_operating_point
+    from ppad_nb.reports import read_operating_point
     if not (report / "metrics.json").is_file(): raise input_error(run_dir, "has no report: run ppad-evaluate --run on it first (the operating points come from it)")
     return read_operating_point(report, name), name
 
@@ -130,7 +130,7 @@ def predict_settings(learner=None, clip=None, size: int | None = None, threshold
 # %% ../nbs/05d_predict.ipynb #90cd1002
 def prediction_figure(file, probs, score: float, threshold: float) -> bytes:
     "PNG: the image with its five regions and their probabilities, titled with the decision at `threshold`."
-    from ppad_nb.evaluate import region_panels
+    from ppad_nb.reports import region_panels
     decision = "abnormal" if score > threshold else "normal"
     return region_panels(load_image(file), probs, title=f"{Path(file).name}: {decision} (score {score:.3f}, threshold {threshold:.3f})")
 

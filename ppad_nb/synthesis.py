@@ -16,11 +16,10 @@ from .config import PPADError, figure_png
 from .data import IMAGE_SIZE, REGION_BOXES, REGION_LABELS, REGION_NAMES, REGION_TAGS, load_image
 
 # %% auto #0
-__all__ = ['N_POINTS', 'CONTROL_SIGMA', 'CURVE_SAMPLES', 'DILATION', 'STRENGTHS', 'CAPTION_STRIP', 'MAX_GRID', 'Draws',
-           'blob_size', 'random_points', 'convex_hull', 'fill_polygons', 'bezier_curves', 'Blob', 'random_blob',
-           'blob_corner', 'draw_centre', 'place_blob', 'gamma_map', 'apply_gamma', 'Synthesis', 'synthesize_anomaly',
-           'synthesis_panels', 'outline', 'reference_synthesize_anomaly', 'paste_patch', 'outlined_tile', 'render_grid',
-           'synthesized_tiles', 'synthesize_grid']
+__all__ = ['N_POINTS', 'CONTROL_SIGMA', 'CURVE_SAMPLES', 'DILATION', 'STRENGTHS', 'Draws', 'blob_size', 'random_points',
+           'convex_hull', 'fill_polygons', 'bezier_curves', 'Blob', 'random_blob', 'blob_corner', 'draw_centre',
+           'place_blob', 'gamma_map', 'apply_gamma', 'Synthesis', 'synthesize_anomaly', 'synthesis_panels', 'outline',
+           'reference_synthesize_anomaly', 'paste_patch']
 
 # %% ../nbs/02_synthesis.ipynb #900beb00
 class Draws:
@@ -384,62 +383,3 @@ def paste_patch(image, source, region: int,
     out[rows, cols] = blended.numpy().astype(np.uint8)
     mask[rows, cols] = True
     return Synthesis(out, mask, None, float(opacity), region, centre)
-
-# %% ../nbs/02_synthesis.ipynb #be03cfd2
-def outlined_tile(result: Synthesis, show_outline: bool = True) -> np.ndarray:
-    "The anomaly as an RGB tile, its blob outlined in red."
-    tile = np.repeat(result.image[..., None], 3, axis=2)
-    if show_outline: tile[outline(result.mask)] = (255, 64, 64)
-    return tile
-
-# %% ../nbs/02_synthesis.ipynb #288c7af2
-CAPTION_STRIP = 18  # pixels under each tile for its caption
-
-def render_grid(items, columns: int = 4, count: int | None = None) -> Image.Image:
-    "(tile, caption) pairs, the tiles RGB uint8 arrays of one size, as a grid of `count` places (default: len(items)), captions under the tiles."
-    count, grid, font = len(items) if count is None else count, None, ImageFont.load_default()
-    for i, (tile, caption) in enumerate(items):
-        height, width = tile.shape[:2]
-        if grid is None:  # the first tile sets the size
-            grid = Image.new("RGB", (columns * width, -(-count // columns) * (height + CAPTION_STRIP)), "white")
-            draw = ImageDraw.Draw(grid)
-        x, y = (i % columns) * width, (i // columns) * (height + CAPTION_STRIP)
-        grid.paste(Image.fromarray(tile), (x, y))
-        draw.text((x + 3, y + height + 3), caption[: width // 6], fill="black", font=font)
-    return grid
-
-# %% ../nbs/02_synthesis.ipynb #b4f4dfc9
-def synthesized_tiles(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
-                      size: int = 224, show_outline: bool = True, progress: bool = True):
-    "Yield `count` anomalies from `files` one at a time, as (RGB tile, caption, record)."
-    from tqdm.auto import tqdm
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(files))
-    for i in tqdm(range(count), desc="synthesizing", unit="image", disable=not progress or None, leave=False):
-        file = files[order[i % len(files)]]
-        image = load_image(file, size)
-        chosen_region = int(rng.integers(5)) if region is None else region
-        if method == "sas":
-            result = synthesize_anomaly(image, chosen_region, rng=rng, strength=strength)
-            label = f"w={result.strength:g}"
-        else:
-            source_file = files[order[(i + 1) % len(files)]] if len(files) > 1 else file
-            result = paste_patch(image, load_image(source_file, size), chosen_region, rng=rng)
-            label = f"opacity={result.strength:.2f}"
-        tile = outlined_tile(result, show_outline)
-        # the blob is aimed at the region (its drawn centre); as released, clamping may move it outside. Said first: long names are cut
-        yield tile, f"aimed at {REGION_TAGS[chosen_region]} {label} {file.stem}", {"file": str(file), "region": chosen_region, "strength": result.strength, "centre": result.centre}
-
-# %% ../nbs/02_synthesis.ipynb #87c81f40
-MAX_GRID = 1000  # anomalies in one grid: 250 rows of four tiles
-
-def synthesize_grid(files, count: int = 16, seed: int = 0, region=None, strength=None, method: str = "sas",
-                    size: int = 224, show_outline: bool = True, progress: bool = True):
-    "Synthesize `count` anomalies from `files` and return (grid image, list of per-tile records); memory holds the grid, not the tiles."
-    if not 1 <= count <= MAX_GRID: raise PPADError(f"a grid holds 1 to {MAX_GRID} anomalies, not {count}")
-    records = []
-    def pasted_one_by_one():
-        for tile, caption, record in synthesized_tiles(files, count, seed, region, strength, method, size, show_outline, progress):
-            records.append(record)
-            yield tile, caption
-    return render_grid(pasted_one_by_one(), columns=min(count, 4), count=count), records

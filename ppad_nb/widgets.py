@@ -14,8 +14,9 @@ from IPython.display import display
 
 from .config import PPADError
 from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, REGION_NAMES, REGION_READER_LABELS, REGION_TAGS, bundled_sample, load_image, to_tensor
-from .evaluate import aggregate, decision_rule, region_panels
+from .evaluate import aggregate
 from .learned import mask_embedding_norms  # the image prompt's norm per patch, from chapter 04a
+from .reports import decision_rule, region_panels
 from .synthesis import STRENGTHS, Synthesis, synthesis_panels, synthesize_anomaly
 
 # %% auto #0
@@ -123,7 +124,7 @@ def _ipython_display_(self: RegionPromptViewer): display(live_bundle(self.widget
 class ResultsDashboard:
     "Pick a report under `root`; see its metrics, curves and histogram, and the region probabilities of any test image."
     def __init__(self, root="."):
-        from ppad_nb.evaluate import read_report
+        from ppad_nb.reports import read_report
         self.root, self._read = Path(root), read_report
         self.folders = sorted(p.parent for p in self.root.rglob("metrics.json"))
         if not self.folders: raise PPADError(f"{self.root}: no report folders (with metrics.json) below it")

@@ -434,7 +434,7 @@ def test_damaged_metrics_json_is_recomputed_by_reproduce(tmp_path, tiny):
     with contextlib.redirect_stdout(log): reproduce("demo", clip=tiny, methods=("chexzero",), out=out)
     assert "chexzero: evaluated" in log.getvalue()
     assert json.loads((out / "chexzero" / "report" / "metrics.json").read_text())["method"] == "chexzero"
-    from ppad_nb.evaluate import read_report
+    from ppad_nb.reports import read_report
     (out / "chexzero" / "report" / "metrics.json").write_bytes(b"\xff{not json")
     with pytest.raises(PPADError, match="metrics.json: is damaged"): read_report(out / "chexzero" / "report")
 
@@ -509,14 +509,14 @@ def test_synth_holds_the_grid_not_the_tiles(tmp_path, images):
     "The tiles (NumPy arrays, traced by tracemalloc) are pasted into the grid one by one: their memory stays flat with the count."
     import tracemalloc
     from ppad_nb.data import list_images
-    from ppad_nb import synthesis
+    from ppad_nb import reports
     files = list_images(images)
     peaks = []
     for count in (4, 32):
         tracemalloc.start()
-        synthesis.synthesize_grid(files, count, progress=False)
+        reports.synthesize_grid(files, count, progress=False)
         peaks.append(tracemalloc.get_traced_memory()[1]); tracemalloc.stop()
     assert peaks[1] < 1.5 * peaks[0], peaks
     assert call(cli.synth, images, "--out", tmp_path / "grid.png", "--count", 32, "--seed", 3).returncode == 0
-    grid, _ = synthesis.synthesize_grid(files, 32, seed=3, progress=False)
+    grid, _ = reports.synthesize_grid(files, 32, seed=3, progress=False)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "grid.png").convert("RGB")), np.asarray(grid))
