@@ -109,6 +109,7 @@ PUBLISHED_ELSEWHERE = {  # preset -> [(method, metric, percent, protocol)]: othe
     ],
 }
 
+# %% ../nbs/06_baselines.ipynb #2e5876be
 def published_elsewhere(preset_name: str) -> list:
     "Markdown lines: what other methods publish on this preset's benchmark, each with its protocol (none for the paper's data sets)."
     rows = PUBLISHED_ELSEWHERE.get(preset_name, [])
@@ -250,6 +251,7 @@ def _check_options(methods, metrics=(), workers: int = 0, eval_batch_size: int =
     check_number(workers, "--workers", 0, integer=True)
     check_number(eval_batch_size, "eval_batch_size", 1, integer=True)
 
+# %% ../nbs/06_baselines.ipynb #fb6e5ebd
 def _checked_seeds(preset: Preset, seeds=None) -> tuple:
     "The seeds of a reproduction, `seeds` or else the preset's, each checked."
     seeds = tuple(check_seed(s, "--seeds") for s in (preset.seeds if seeds is None else seeds))
@@ -267,6 +269,7 @@ def _written_by_reproduce(path: Path) -> bool:
     if path.suffix == ".csv": return first == ",".join(TABLE_CSV_HEADER)
     return re.fullmatch(r"\*\*[^*]+\*\*: .*", first) is not None and "\n| method | seeds |" in text
 
+# %% ../nbs/06_baselines.ipynb #fa441efe
 def _check_tables(out: Path):
     "Refuse, before any work, to replace a table.md or table.csv in `out` that `reproduce` did not write (even with --overwrite), or a link."
     for path in (Path(out) / "table.md", Path(out) / "table.csv"):
@@ -364,6 +367,7 @@ def prompt_sensitivity_line(sensitivity: dict) -> str:
             f"{100 * sensitivity['std']:.1f} (range {100 * sensitivity['min']:.1f} to {100 * sensitivity['max']:.1f}); the released pair "
             f"'{sensitivity['pairs'][0][0]}.' / '{sensitivity['pairs'][0][1]}.': {100 * sensitivity['released']:.1f}.")
 
+# %% ../nbs/06_baselines.ipynb #9a352837
 @patch
 def add_prompt_sensitivity(self: Reproduction) -> dict:
     "Score the test set with every pair of `ZERO_SHOT_PROMPTS`; write OUT/chexzero/prompts.csv and add the line to OUT/table.md."
@@ -470,6 +474,7 @@ def usable_jobs(device: str) -> int:
     if device.startswith("cuda") and ":" not in device: return max(1, torch.cuda.device_count())
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
+# %% ../nbs/06_baselines.ipynb #e6b4cb76
 def check_jobs(jobs, device: str) -> int:
     "`jobs` after checking it is a whole number from 1 to `usable_jobs(device)`."
     check_number(jobs, "--jobs", 1, integer=True)
@@ -519,6 +524,7 @@ def _died(pool: ProcessPoolExecutor, processes: list) -> PPADError:
     named = [f"{runs.get(p.pid, 'a run not yet started')} ({how(p)})" for p in dead] or [f"{r} (ended)" for r in runs.values()] or ["a run (ended)"]
     return PPADError(f"the job process training {named[0]} died; run the same command again to resume (finished runs are kept)")
 
+# %% ../nbs/06_baselines.ipynb #1cc7cbf7
 def _first_failure(futures: list, pool: ProcessPoolExecutor | None = None):
     "Wait for `futures` until one fails; then cancel those not started and raise the first failure in their order."
     processes = list(getattr(pool, "_processes", {}).values())  # the pool's processes, whose exit codes say which one died
@@ -615,6 +621,7 @@ def _check_kshot_files(out: Path, overwrite: bool = False):
     if first is not None and first != ",".join(KSHOT_CSV_HEADER) and not overwrite:
         raise input_error(path, "exists and was not written by reproduce; pass --overwrite to replace it, or choose another --out")
 
+# %% ../nbs/06_baselines.ipynb #e5e45811
 def write_kshot(out, aucs: dict, title: str = "") -> Path:
     "Write kshot.csv and kshot.png into `out` (atomically)."
     out = Path(out)
