@@ -28,8 +28,8 @@ from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, clip_rec
                               run_heldout, summarize, image_set_digest, write_report)
 from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
 from .safety import check_device, check_number, check_output, check_outputs, check_seed, check_writable, folder_lock, made_by_kit
-from .train import (VALIDATION_FILE, best_epoch, loaded_clip, read_run_state, read_validation, resolve_preset, run_learner,  # the validation names: moving to `runs`
-                           train)
+from .train import (VALIDATION_FILE, best_epoch, loaded_clip, read_run_state, read_validation, prompt_model,  # the validation names: moving to `runs`
+                           read_run_checkpoint, resolve_preset, run_learner, train)
 
 # %% auto #0
 __all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'PUBLISHED_ELSEWHERE', 'ZERO_SHOT_PROMPTS',
@@ -823,12 +823,25 @@ def check_checkpoint_run(self: Reproduction, name: str, seed: int, learners: dic
     state = read_run_state(run_dir) if run_dir.is_dir() else None
     if state is None: return False
     changed = _difference(state, self.made_with(name, seed))
-    lost = [e for e, f in learners.items() if e <= state["epochs_done"] and not f.is_file()]
+    lost = [e for e, f in learners.items() if e < state["epochs_done"] and not f.is_file()]  # that of the last epoch done: `recover_epoch_learner`
     rows = [r["epoch"] for r in read_validation(run_dir / VALIDATION_FILE)]
-    if rows and rows != [e for e in learners if e <= state["epochs_done"]]: changed = changed or f"validation at epochs {rows}, not {list(learners)}"
+    if rows != [e for e in learners if e <= state["epochs_done"]]: changed = changed or f"validation at epochs {rows or 'none'}, not {list(learners)}"
     if lost and not changed: changed = f"no learner of epoch {lost[0]} ({learners[lost[0]].relative_to(run_dir).as_posix()} missing)"
     if changed and not self.overwrite: raise input_error(run_dir, f"was made with {changed}; pass --overwrite to train it again, or choose another --out")
     return bool(changed)
+
+# %% ../nbs/06_baselines.ipynb #b9b00b9c
+@patch
+def recover_epoch_learner(self: Reproduction, name: str, seed: int, learners: dict):
+    "Write the learner of the run's last checkpointed epoch from checkpoint.pt, when it is a validation epoch whose learner is missing."
+    run_dir = self.run_dir(name, seed)
+    if not (run_dir / "checkpoint.pt").is_file(): return
+    checkpoint = read_run_checkpoint(run_dir)
+    learner = learners.get(checkpoint["epoch"])
+    if learner is None or learner.is_file(): return
+    model = prompt_model(self.clip, self.method_preset(name), seed, self.device, METHODS[name].prompts)
+    with torch.no_grad(): model.ctx.copy_(checkpoint["ctx"]); model.mask_embedding.copy_(checkpoint["mask_embedding"])
+    model.save_learner(learner)
 
 # %% ../nbs/06_baselines.ipynb #2d0e4ada
 @patch
@@ -839,6 +852,7 @@ def train_checkpoints(self: Reproduction, name: str, seed: int, validate_every: 
     for file in learners.values() if again else ():
         if file.exists() and not made_by_kit(file): raise input_error(file, "was not written by the kit; move it away")
         file.unlink(missing_ok=True)
+    if not again: self.recover_epoch_learner(name, seed, learners)
     for epoch, learner in learners.items():
         if learner.is_file(): continue
         state = None if again else read_run_state(run_dir) if run_dir.is_dir() else None

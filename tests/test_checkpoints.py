@@ -2,6 +2,7 @@
 import contextlib
 import csv
 import io
+import shutil
 
 import pytest
 from safetensors.torch import load_file
@@ -66,6 +67,21 @@ def test_a_second_call_trains_and_scores_nothing(checkpoints):
     assert {p: p.stat().st_mtime_ns for p in scored} == scored
 
 
+def test_a_learner_lost_after_its_checkpoint_is_recovered_without_training(checkpoints, tmp_path):
+    out, choices = checkpoints
+    copy = shutil.copytree(out, tmp_path / "out", ignore=shutil.ignore_patterns(".ppad-lock"))
+    epochs = copy / "ppad" / "seed0" / "epochs"
+    for name in ("learner-epoch4.safetensors", "learner-epoch4.json"): (epochs / name).unlink()  # stopped before the save
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        again = reproduce_checkpoints("demo", validate_every=2, clip=load_clip("random:tiny"), seeds=(0,), out=copy, **SMALL)
+    assert "training" not in log.getvalue() and again["ppad", 0] == choices["ppad", 0]
+    assert same_tensors(epochs / "learner-epoch4.safetensors", copy / "ppad" / "seed0" / "learner.safetensors")
+    (epochs / "learner-epoch2.safetensors").unlink()  # an earlier epoch's learner cannot come back without training again
+    with pytest.raises(PPADError, match=r"was made with no learner of epoch 2 \(epochs/learner-epoch2.safetensors missing\); pass --overwrite"):
+        reproduce_checkpoints("demo", validate_every=2, clip=load_clip("random:tiny"), seeds=(0,), out=copy, quiet=True, **SMALL)
+
+
 def test_hostile_run_without_epoch_learners_or_other_validation(checkpoints, tmp_path):
     out, choices = checkpoints
     clip = load_clip("random:tiny")
@@ -74,8 +90,11 @@ def test_hostile_run_without_epoch_learners_or_other_validation(checkpoints, tmp
     assert str(error.value).startswith(f"{out / 'ppad' / 'seed0'}: was made with validation at epochs [2, 4]") and "\n" not in str(error.value)
     plain = tmp_path / "plain"  # a reproduce run keeps no epoch learners: refused, or trained again with overwrite
     reproduce("demo", clip=clip, seeds=(0,), out=plain, quiet=True, **{**SMALL, "epochs": 2})
-    with pytest.raises(PPADError, match="no learner of epoch 1 .epochs/learner-epoch1.safetensors missing.; pass --overwrite"):
+    with pytest.raises(PPADError, match="was made with validation at epochs none, not .1, 2.; pass --overwrite"):
         reproduce_checkpoints("demo", validate_every=1, clip=clip, seeds=(0,), out=plain, quiet=True, **{**SMALL, "epochs": 2})
+    with pytest.raises(PPADError, match="was made with validation at epochs none, not .2.; pass --overwrite"):  # its last epoch is no substitute
+        reproduce_checkpoints("demo", validate_every=2, clip=clip, seeds=(0,), out=plain, quiet=True, **{**SMALL, "epochs": 2})
+    assert not (plain / "ppad" / "seed0" / "epochs").exists()
     again = reproduce_checkpoints("demo", validate_every=1, clip=clip, seeds=(0,), out=plain, quiet=True, overwrite=True, **{**SMALL, "epochs": 2})
     assert again["ppad", 0]["last"][0] == 2 and (plain / "ppad" / "seed0" / "epochs" / "learner-epoch1.safetensors").is_file()
 
