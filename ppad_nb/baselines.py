@@ -22,22 +22,27 @@ import torch
 from fastcore.basics import patch
 
 from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights_path, data_root, existing_data_root, default_device, get_preset,
-                            input_error, preset_from_dict)
-from .data import REGION_NAMES, file_digest, read_dataset
+                            input_error, preset_from_dict, read_presets)
+from .data import IMAGE_SIZE, REGION_NAMES, ImageSet, detect_layout, file_digest, read_dataset
 from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, clip_record, evaluate, paired_auc_difference, percent,
                               run_heldout, summarize, image_set_digest)
-from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
-from .safety import check_device, check_number, check_output, check_seed, check_writable, folder_lock, made_by_kit
 from .reports import PAPER_PROTOCOL, read_report, run_protocol, write_report
-from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
+from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
+from .safety import check_device, check_number, check_output, check_outputs, check_seed, check_writable, folder_lock, made_by_kit
+from .train import (VALIDATION_FILE, best_epoch, loaded_clip, read_run_state, read_validation, prompt_model,  # the validation names: moving to `runs`
+                           read_run_checkpoint, resolve_preset, run_learner, train)
 
 # %% auto #0
 __all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'PUBLISHED_ELSEWHERE', 'ZERO_SHOT_PROMPTS',
-           'TABLE_CSV_HEADER', 'KSHOT_CSV_HEADER', 'Method', 'drop_period', 'build_model', 'published_elsewhere',
-           'split_file', 'auc_differences', 'prompt_texts', 'prompt_sensitivity', 'Reproduction', 'start_reproduction',
+           'TABLE_CSV_HEADER', 'KSHOT_CSV_HEADER', 'TRANSFER_FILES', 'EPOCHS_FOLDER', 'CHECKPOINT_RULES',
+           'CHECKPOINTS_CSV_HEADER', 'Method', 'drop_period', 'build_model', 'published_elsewhere', 'split_file',
+           'auc_differences', 'prompt_texts', 'prompt_sensitivity', 'Reproduction', 'start_reproduction',
            'prompt_sensitivity_line', 'reproduce', 'table_rows', 'markdown_table', 'write_table', 'job_devices',
            'usable_jobs', 'check_jobs', 'reproduce_jobs', 'shot_counts', 'kshot_rows', 'plot_kshot', 'write_kshot',
-           'reproduce_kshot']
+           'reproduce_kshot', 'layout_size', 'transfer_test_set', 'finished_run', 'run_clip', 'score_transfer',
+           'evaluate_transfer', 'scored_auc', 'transfer_rows', 'transfer_markdown', 'write_transfer',
+           'reproduce_transfer', 'validation_epochs', 'checkpoint_choices', 'checkpoint_rows', 'checkpoints_markdown',
+           'write_checkpoints', 'reproduce_checkpoints']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -105,6 +110,7 @@ PUBLISHED_ELSEWHERE = {  # preset -> [(method, metric, percent, protocol)]: othe
     ],
 }
 
+# %% ../nbs/06_baselines.ipynb #2e5876be
 def published_elsewhere(preset_name: str) -> list:
     "Markdown lines: what other methods publish on this preset's benchmark, each with its protocol (none for the paper's data sets)."
     rows = PUBLISHED_ELSEWHERE.get(preset_name, [])
@@ -246,6 +252,7 @@ def _check_options(methods, metrics=(), workers: int = 0, eval_batch_size: int =
     check_number(workers, "--workers", 0, integer=True)
     check_number(eval_batch_size, "eval_batch_size", 1, integer=True)
 
+# %% ../nbs/06_baselines.ipynb #fb6e5ebd
 def _checked_seeds(preset: Preset, seeds=None) -> tuple:
     "The seeds of a reproduction, `seeds` or else the preset's, each checked."
     seeds = tuple(check_seed(s, "--seeds") for s in (preset.seeds if seeds is None else seeds))
@@ -263,6 +270,7 @@ def _written_by_reproduce(path: Path) -> bool:
     if path.suffix == ".csv": return first == ",".join(TABLE_CSV_HEADER)
     return re.fullmatch(r"\*\*[^*]+\*\*: .*", first) is not None and "\n| method | seeds |" in text
 
+# %% ../nbs/06_baselines.ipynb #fa441efe
 def _check_tables(out: Path):
     "Refuse, before any work, to replace a table.md or table.csv in `out` that `reproduce` did not write (even with --overwrite), or a link."
     for path in (Path(out) / "table.md", Path(out) / "table.csv"):
@@ -362,6 +370,7 @@ def prompt_sensitivity_line(sensitivity: dict) -> str:
             f"{100 * sensitivity['std']:.1f} (range {100 * sensitivity['min']:.1f} to {100 * sensitivity['max']:.1f}); the released pair "
             f"'{sensitivity['pairs'][0][0]}.' / '{sensitivity['pairs'][0][1]}.': {100 * sensitivity['released']:.1f}.")
 
+# %% ../nbs/06_baselines.ipynb #9a352837
 @patch
 def add_prompt_sensitivity(self: Reproduction) -> dict:
     "Score the test set with every pair of `ZERO_SHOT_PROMPTS`; write OUT/chexzero/prompts.csv and add the line to OUT/table.md."
@@ -469,6 +478,7 @@ def usable_jobs(device: str) -> int:
     if device.startswith("cuda") and ":" not in device: return max(1, torch.cuda.device_count())
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
+# %% ../nbs/06_baselines.ipynb #e6b4cb76
 def check_jobs(jobs, device: str) -> int:
     "`jobs` after checking it is a whole number from 1 to `usable_jobs(device)`."
     check_number(jobs, "--jobs", 1, integer=True)
@@ -518,6 +528,7 @@ def _died(pool: ProcessPoolExecutor, processes: list) -> PPADError:
     named = [f"{runs.get(p.pid, 'a run not yet started')} ({how(p)})" for p in dead] or [f"{r} (ended)" for r in runs.values()] or ["a run (ended)"]
     return PPADError(f"the job process training {named[0]} died; run the same command again to resume (finished runs are kept)")
 
+# %% ../nbs/06_baselines.ipynb #1cc7cbf7
 def _first_failure(futures: list, pool: ProcessPoolExecutor | None = None):
     "Wait for `futures` until one fails; then cancel those not started and raise the first failure in their order."
     processes = list(getattr(pool, "_processes", {}).values())  # the pool's processes, whose exit codes say which one died
@@ -614,6 +625,7 @@ def _check_kshot_files(out: Path, overwrite: bool = False):
     if first is not None and first != ",".join(KSHOT_CSV_HEADER) and not overwrite:
         raise input_error(path, "exists and was not written by reproduce; pass --overwrite to replace it, or choose another --out")
 
+# %% ../nbs/06_baselines.ipynb #e5e45811
 def write_kshot(out, aucs: dict, title: str = "") -> Path:
     "Write kshot.csv and kshot.png into `out` (atomically)."
     out = Path(out)
@@ -649,3 +661,275 @@ def reproduce_kshot(preset="demo",  # a preset name or a `Preset`
         aucs["chexzero", 0] = [r["auc"] for r in results["chexzero"]]
     write_kshot(out, aucs, f"{preset.name}: AUC against the number of shots ({len(_checked_seeds(preset, seeds))} draws per k)")
     return aucs
+
+# %% ../nbs/06_baselines.ipynb #c7cc0591
+def layout_size(layout: str) -> int:
+    "The first resize of a layout's images: the `synthesis_size` of the kit's presets that read it (VinDr-CXR: 256), else 224."
+    sizes = sorted({p.synthesis_size for p in read_presets().values() if p.layout == layout})
+    return sizes[-1] if sizes else IMAGE_SIZE
+
+# %% ../nbs/06_baselines.ipynb #62cd3c0f
+def transfer_test_set(data, layout: str = "auto") -> ImageSet:
+    "The test split of the data folder `data` in `layout` (`auto`: recognised), checked to hold both classes."
+    root = Path(data)
+    if not root.is_dir(): raise input_error(root, "folder not found" if not root.exists() else "is a file, expected a data-set folder")
+    test_set = read_dataset(root, detect_layout(root) if layout == "auto" else layout, "test")
+    missing = [name for name, n in test_set.counts().items() if n == 0]
+    if len(test_set) == 0: raise input_error(root, f"has no test images in the {test_set.layout} layout")
+    if missing: raise input_error(root, f"has no {missing[0]} test images in the {test_set.layout} layout: an AUC needs both classes")
+    return test_set
+
+# %% ../nbs/06_baselines.ipynb #b336bfdd
+def finished_run(run_dir) -> tuple:
+    "(run.json record, learner file) of a finished run folder; one line for a folder that is no run, an unfinished run, or no learner."
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir(): raise input_error(run_dir, "run folder not found")
+    state = read_run_state(run_dir)
+    if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
+    if not state.get("finished"): raise input_error(run_dir, "holds an unfinished run; finish it with ppad-train --resume first")
+    learner = run_learner(run_dir)
+    if not learner.is_file(): raise input_error(learner, "not found: the run folder has no learner; train the run again (--overwrite)")
+    return state, learner
+
+# %% ../nbs/06_baselines.ipynb #30350fd3
+def run_clip(run_dir, state: dict, clip=None, device: str = "cpu"):
+    "The CLIP of a run: `clip` (loaded or a spec) or else the spec its run.json records, refused if it is not the one the run was trained with."
+    recorded = state.get("clip") or {}
+    clip = loaded_clip(clip if clip is not None else recorded.get("spec"), device, None if isinstance(clip, torch.nn.Module) else recorded.get("precision"))
+    changed = _difference({"clip": recorded}, {"clip": clip_record(getattr(clip, "ppad_source", {}))})
+    if changed: raise input_error(Path(run_dir) / "run.json", f"the run was made with {changed}; pass the CLIP it was trained with")
+    return clip
+
+# %% ../nbs/06_baselines.ipynb #445b1a1a
+def score_transfer(learner, clip, test_set, size: int, batch_size: int = 32, device: str = "cpu", progress: bool = False) -> dict:
+    "`evaluate`'s result for `learner` on `test_set` at `size`, with `made_with`: the learner, CLIP and test set by content, and the size."
+    model = PPAD.from_learner(clip, learner).to(device).eval()
+    result = evaluate(model, test_set, batch_size, size, device, progress)
+    result["made_with"] = {"learner_sha256": file_digest(learner), "clip": clip_record(getattr(clip, "ppad_source", {})),
+                           "test_set": image_set_digest(test_set), "size": size}
+    return result
+
+# %% ../nbs/06_baselines.ipynb #31c6594d
+def evaluate_transfer(run,                   # a finished run folder
+                      data,                  # the other data set's folder
+                      layout: str = "auto",  # how `data` is organised (`auto`: recognised)
+                      clip=None,             # a loaded CLIP or its spec; None: the one the run records
+                      out=None,              # a report folder to write, or None
+                      force: bool = False, batch_size: int = 32, device: str | None = None, progress: bool = False) -> dict:
+    "Score a finished run on the test split of another data set, with the learner's own prompts; optionally write a report into `out`."
+    state, learner = finished_run(run)
+    test_set, device = transfer_test_set(data, layout), check_device(device or default_device())
+    if out is not None: check_outputs(out, REPORT_FILES, force, inputs=test_set.files + [learner])
+    clip = run_clip(run, state, clip, device)
+    result = score_transfer(learner, clip, test_set, layout_size(test_set.layout), batch_size, device, progress)
+    if out is not None:
+        write_report(out, result, title=f"{Path(run).name} (trained on {state['preset']['name']}) on {test_set.layout} data ({Path(data).name})",
+                     extra={"made_with": result["made_with"], "transfer": {"trained_on": state["preset"]["name"], "layout": test_set.layout}},
+                     protocol=run_protocol(run, test_set=result["made_with"]["test_set"], clip=getattr(clip, "ppad_source", {}),
+                                           precision=getattr(clip, "ppad_precision", "fp32")))
+    return result
+
+# %% ../nbs/06_baselines.ipynb #1337e358
+def _kept_auc(cell: Path, made_with: dict) -> float | None:
+    "The AUC kept in `cell` if it was made exactly with `made_with`, else None (missing, damaged, or made otherwise)."
+    try: record = json.loads(cell.read_text(encoding="utf-8"))
+    except (OSError, ValueError): return None
+    if not isinstance(record, dict) or record.get("made_with") != _json(made_with) or not isinstance(record.get("auc"), float): return None
+    return record["auc"]
+
+# %% ../nbs/06_baselines.ipynb #734fd471
+def scored_auc(cell: Path, learner, clip, test_set, test_set_digest: str, size: int, batch_size: int = 32, device: str = "cpu") -> float:
+    "The test AUC of `learner`, kept in the JSON file `cell` and reused only while the learner, CLIP, test set and resize are the same by content."
+    made_with = {"learner_sha256": file_digest(learner), "clip": clip_record(getattr(clip, "ppad_source", {})), "test_set": test_set_digest, "size": size}
+    kept = _kept_auc(cell, made_with)
+    if kept is not None: return kept
+    check_output(cell, force=True)  # replaces only a cell the kit wrote; never a link
+    auc = float(score_transfer(learner, clip, test_set, size, batch_size, device)["metrics"]["auc"])
+    with atomic_write(cell) as f: json.dump({"auc": auc, "made_with": made_with}, f, indent=1)
+    return auc
+
+# %% ../nbs/06_baselines.ipynb #9760dc77
+def transfer_rows(aucs: dict, trained: list, tested: list) -> list:
+    "transfer.csv: a header (`train`, then the test sets), then per training preset its mean AUC (percent) on each test set."
+    return [["train"] + list(tested)] + [[t] + [round(100 * float(np.mean(aucs[t, s])), 2) for s in tested] for t in trained]
+
+# %% ../nbs/06_baselines.ipynb #e48e395a
+def transfer_markdown(aucs: dict, trained: list, tested: list, clip=None) -> str:
+    "The transfer matrix in Markdown: mean ± sample std over the seeds, the diagonal in bold."
+    spec = getattr(clip, "ppad_source", {}).get("spec", "?") if clip is not None else "?"
+    cell = lambda t, s: (lambda v: ("**{}**" if t == s else "{}").format(percent(np.mean(v), np.std(v, ddof=1) if len(v) > 1 else None)))(aucs[t, s])
+    lines = ["**Transfer**: AUC (%) of the runs trained on the row's preset, on the column's test set", ""]
+    if str(spec).startswith("random:"): lines += [f"**These numbers come from `{spec}`, a randomly initialised CLIP: they are not PPAD's.**", ""]
+    lines += ["| train \\ test | " + " | ".join(tested) + " |", "| --- |" + " --- |" * len(tested)]
+    lines += [f"| {t} | " + " | ".join(cell(t, s) for s in tested) + " |" for t in trained]
+    return "\n".join(lines + ["", f"Mean ± sample std over each row's seeds; bold: the preset's own test set. The learner's own prompts on "
+                               f"every test set (labels: normal 0, abnormal 1). CLIP: `{spec}`."]) + "\n"
+
+# %% ../nbs/06_baselines.ipynb #1edf6586
+TRANSFER_FILES = ("transfer.csv", "transfer.md")
+
+def write_transfer(out, aucs: dict, trained: list, tested: list, clip=None) -> Path:
+    "Write transfer.csv and transfer.md into `out` (atomically)."
+    out = Path(out)
+    with atomic_write(out / "transfer.csv", newline="") as f: csv.writer(f).writerows(transfer_rows(aucs, trained, tested))
+    with atomic_write(out / "transfer.md") as f: f.write(transfer_markdown(aucs, trained, tested, clip))
+    return out / "transfer.md"
+
+# %% ../nbs/06_baselines.ipynb #20f06b55
+def _transfer_plan(presets, data, out: Path) -> tuple:
+    "(checked presets, {name: data folder or None}, {name: test set}) of a transfer; the output files checked too."
+    presets = [resolve_preset(p) for p in presets]
+    names = [p.name for p in presets]
+    if len(presets) < 2 or len(set(names)) < len(names): raise PPADError(f"--transfer needs two or more different presets, not {names}")
+    data = dict(data or {})
+    if set(data) - set(names): raise PPADError(f"data= names {sorted(set(data) - set(names))[0]!r}, which is not one of the presets {names}")
+    check_writable(out, folder=True)
+    for name in TRANSFER_FILES: check_output(out / name, force=True)  # only the kit's own transfer files are replaced
+    return presets, {p.name: data.get(p.name) for p in presets}, {p.name: transfer_test_set(existing_data_root(p, data.get(p.name)), p.layout) for p in presets}
+
+# %% ../nbs/06_baselines.ipynb #14358232
+def reproduce_transfer(presets=("zhanglab", "chexpert", "vindr"),  # preset names or `Preset`s: each is a row and a column
+                       data=None,    # {preset name: data folder}; a preset not named reads its own root
+                       clip=None, seeds=None, method: str = "ppad", out="reproduce", device: str | None = None, quiet: bool = False,
+                       **options) -> dict:  # the other options of `reproduce` (workers, eval_batch_size, overwrite, precision, ...)
+    "Reproduce `method` on each preset into OUT/PRESET, score every run on every preset's test set; write transfer.csv and .md; returns {(train, test): [AUC per seed]}."
+    out = Path(out)
+    presets, data, tests = _transfer_plan(presets, data, out)
+    if not METHODS[method].trained: raise PPADError(f"--transfer needs a trained method, not {method!r} (nothing of it is learned on a data set)")
+    device = check_device(device or default_device())
+    clip, aucs = loaded_clip(clip, device, options.get("precision")), {}
+    for p in presets: reproduce(p, data=data[p.name], clip=clip, seeds=seeds, methods=(method,), out=out / p.name, device=device, quiet=quiet, **options)
+    with folder_lock(out):
+        digests = {name: image_set_digest(t) for name, t in tests.items()}
+        for p, seed, q in ((p, s, q) for p in presets for s in _checked_seeds(p, seeds) for q in presets):
+            learner = run_learner(out / p.name / method / f"seed{seed}")
+            aucs.setdefault((p.name, q.name), []).append(scored_auc(out / "transfer" / p.name / f"seed{seed}" / f"{q.name}.json", learner, clip, tests[q.name],
+                                                                    digests[q.name], q.synthesis_size, options.get("eval_batch_size", 32), device))
+        write_transfer(out, aucs, [p.name for p in presets], [p.name for p in presets], clip)
+    return aucs
+
+# %% ../nbs/06_baselines.ipynb #b1d026f1
+def validation_epochs(epochs: int, validate_every: int) -> list:
+    "The epochs at which a run of `epochs` epochs is validated with `validate_every`: every N-th, and the last (as `validate_if_due`)."
+    return [e for e in range(1, epochs + 1) if e % validate_every == 0 or e == epochs]
+
+# %% ../nbs/06_baselines.ipynb #078279ef
+EPOCHS_FOLDER = "epochs"  # in a run folder of `reproduce_checkpoints`: the learner of each validation epoch
+
+@patch
+def epoch_learners(self: Reproduction, name: str, seed: int, validate_every: int) -> dict:
+    "{epoch: learner file} of the validation epochs of a method's run (the files may not exist yet)."
+    epochs = validation_epochs(self.method_preset(name).epochs, validate_every)
+    return {e: self.run_dir(name, seed) / EPOCHS_FOLDER / f"learner-epoch{e}.safetensors" for e in epochs}
+
+# %% ../nbs/06_baselines.ipynb #c4028e2b
+@patch
+def check_checkpoint_run(self: Reproduction, name: str, seed: int, learners: dict) -> bool:
+    "Whether the run folder must start again (`overwrite` and made otherwise, or missing epoch learners); one line where it may not."
+    run_dir = self.run_dir(name, seed)
+    state = read_run_state(run_dir) if run_dir.is_dir() else None
+    if state is None: return False
+    changed = _difference(state, self.made_with(name, seed))
+    lost = [e for e, f in learners.items() if e < state["epochs_done"] and not f.is_file()]  # that of the last epoch done: `recover_epoch_learner`
+    rows = [r["epoch"] for r in read_validation(run_dir / VALIDATION_FILE)]
+    if rows != [e for e in learners if e <= state["epochs_done"]]: changed = changed or f"validation at epochs {rows or 'none'}, not {list(learners)}"
+    if lost and not changed: changed = f"no learner of epoch {lost[0]} ({learners[lost[0]].relative_to(run_dir).as_posix()} missing)"
+    if changed and not self.overwrite: raise input_error(run_dir, f"was made with {changed}; pass --overwrite to train it again, or choose another --out")
+    return bool(changed)
+
+# %% ../nbs/06_baselines.ipynb #b9b00b9c
+@patch
+def recover_epoch_learner(self: Reproduction, name: str, seed: int, learners: dict):
+    "Write the learner of the run's last checkpointed epoch from checkpoint.pt, when it is a validation epoch whose learner is missing."
+    run_dir = self.run_dir(name, seed)
+    if not (run_dir / "checkpoint.pt").is_file(): return
+    checkpoint = read_run_checkpoint(run_dir)
+    learner = learners.get(checkpoint["epoch"])
+    if learner is None or learner.is_file(): return
+    model = prompt_model(self.clip, self.method_preset(name), seed, self.device, METHODS[name].prompts)
+    with torch.no_grad(): model.ctx.copy_(checkpoint["ctx"]); model.mask_embedding.copy_(checkpoint["mask_embedding"])
+    model.save_learner(learner)
+
+# %% ../nbs/06_baselines.ipynb #2d0e4ada
+@patch
+def train_checkpoints(self: Reproduction, name: str, seed: int, validate_every: int) -> dict:
+    "{epoch: learner file} of every validation epoch of a method and seed: trained segment by segment (resumed), each epoch's learner kept."
+    run_dir, learners = self.run_dir(name, seed), self.epoch_learners(name, seed, validate_every)
+    again = self.check_checkpoint_run(name, seed, learners)
+    for file in learners.values() if again else ():
+        if file.exists() and not made_by_kit(file): raise input_error(file, "was not written by the kit; move it away")
+        file.unlink(missing_ok=True)
+    if not again: self.recover_epoch_learner(name, seed, learners)
+    for epoch, learner in learners.items():
+        if learner.is_file(): continue
+        state = None if again else read_run_state(run_dir) if run_dir.is_dir() else None
+        self.log(f"{_label(name, seed)}: training to epoch {epoch} ...")
+        result = train(self.method_preset(name), data=self.root, clip=self.clip, seed=seed, out=run_dir, resume=bool(state and state["epochs_done"]),
+                       overwrite=again, workers=self.workers, device=self.device, progress=not self.quiet, prompts=METHODS[name].prompts,
+                       shots_file=self.split_files.get(seed), stop_after=epoch, validate_every=validate_every)
+        result.model.save_learner(learner)
+        again = False
+    return learners
+
+# %% ../nbs/06_baselines.ipynb #0d63a646
+@patch
+def checkpoint_aucs(self: Reproduction, learners: dict) -> dict:
+    "{epoch: test AUC} of the epoch learners, each kept beside its learner (`scored_auc`)."
+    if self.test_set_digest is None: self.test_set_digest = image_set_digest(self.test_set)
+    return {e: scored_auc(f.with_suffix(".json"), f, self.clip, self.test_set, self.test_set_digest, self.preset.synthesis_size,
+                          self.eval_batch_size, self.device) for e, f in learners.items()}
+
+# %% ../nbs/06_baselines.ipynb #b419def5
+def checkpoint_choices(aucs: dict, validation: list) -> dict:
+    "{rule: (epoch, test AUC)} of one run: `last`, `validated` (best validation AUC) and `oracle` (best test AUC: optimistic)."
+    last, oracle = max(aucs), max(aucs, key=lambda e: (aucs[e], -e))
+    return {"last": (last, aucs[last]), "validated": (best_epoch(validation), aucs[best_epoch(validation)]), "oracle": (oracle, aucs[oracle])}
+
+# %% ../nbs/06_baselines.ipynb #8daad749
+CHECKPOINT_RULES = ("last", "validated", "oracle")
+CHECKPOINTS_CSV_HEADER = ["method", "seed"] + [f"{r}_{c}" for r in CHECKPOINT_RULES for c in ("epoch", "auc_percent")]
+
+def checkpoint_rows(choices: dict) -> list:
+    "Rows of checkpoints.csv from {(method, seed): checkpoint_choices}."
+    return [[name, seed] + [v for r in CHECKPOINT_RULES for v in (c[r][0], round(100 * c[r][1], 2))] for (name, seed), c in choices.items()]
+
+# %% ../nbs/06_baselines.ipynb #fbd5e2d6
+def checkpoints_markdown(choices: dict, preset: Preset, validate_every: int, clip=None) -> str:
+    "The three columns per method in Markdown: mean ± sample std of the test AUC over the seeds."
+    spec = getattr(clip, "ppad_source", {}).get("spec", "?") if clip is not None else "?"
+    lines = [f"**{preset.name}**: test AUC (%) by the rule that chooses the epoch (validation every {validate_every} epochs)", ""]
+    if str(spec).startswith("random:"): lines += [f"**These numbers come from `{spec}`, a randomly initialised CLIP: they are not PPAD's.**", ""]
+    lines += ["| method | seeds | last epoch (paper) | validation-selected | oracle: test-selected (optimistic) |", "| --- | --- | --- | --- | --- |"]
+    for name in dict.fromkeys(n for n, _ in choices):
+        v = {r: [c[r][1] for (n, _), c in choices.items() if n == name] for r in CHECKPOINT_RULES}
+        lines.append(f"| {name} | {len(v['last'])} | " + " | ".join(percent(np.mean(v[r]), np.std(v[r], ddof=1) if len(v[r]) > 1 else None) for r in CHECKPOINT_RULES) + " |")
+    return "\n".join(lines + ["", "Last: the paper's rule. Validation-selected: the best epoch on held-out training normals with synthesized anomalies "
+                               "(no test label). Oracle: the best epoch on the test set itself, among the same epochs; it uses the test labels, "
+                               f"so it is not a result but the optimism of choosing on the test set. CLIP: `{spec}`."]) + "\n"
+
+# %% ../nbs/06_baselines.ipynb #07205609
+def write_checkpoints(out, choices: dict, preset: Preset, validate_every: int, clip=None) -> Path:
+    "Write checkpoints.csv and checkpoints.md into `out` (atomically)."
+    out = Path(out)
+    with atomic_write(out / "checkpoints.csv", newline="") as f: csv.writer(f).writerows([CHECKPOINTS_CSV_HEADER] + checkpoint_rows(choices))
+    with atomic_write(out / "checkpoints.md") as f: f.write(checkpoints_markdown(choices, preset, validate_every, clip))
+    return out / "checkpoints.md"
+
+# %% ../nbs/06_baselines.ipynb #1c55d799
+def reproduce_checkpoints(preset="demo",  # a preset name or a `Preset`
+                          validate_every: int = 10,  # validate (and keep the learner) every N epochs, and at the last
+                          methods=("ppad",), out="reproduce-checkpoints", data=None, clip=None, seeds=None, splits=None,
+                          device: str | None = None, precision: str | None = None, **options) -> dict:  # `reproduce`'s other options
+    "Last-epoch, validation-selected and test-selected (oracle) test AUC per trained method and seed; writes checkpoints.csv/.md; returns {(method, seed): choices}."
+    preset = resolve_preset(preset, **{k: options.pop(k) for k in list(options) if k in Preset.__dataclass_fields__})
+    check_number(validate_every, "--validate-every", 1, integer=True)
+    _check_options(methods)
+    trained = [m for m in methods if METHODS[m].trained]
+    if methods and not trained: raise PPADError("--checkpoints needs a trained method (the zero-shot baseline has no epochs)")
+    job = start_reproduction(preset, data, clip, seeds, trained, out, splits, device, precision, **options)
+    for name in ("checkpoints.csv", "checkpoints.md"): check_output(job.out / name, force=True)
+    with folder_lock(job.out):
+        choices = {(name, seed): checkpoint_choices(job.checkpoint_aucs(job.train_checkpoints(name, seed, validate_every)),
+                                                    read_validation(job.run_dir(name, seed) / VALIDATION_FILE)) for name in trained for seed in job.seeds}
+        write_checkpoints(job.out, choices, preset, validate_every, job.clip)
+    return choices
