@@ -10,7 +10,7 @@ import pytest
 from ppad_nb.baselines import evaluate_transfer, reproduce_transfer
 from ppad_nb.config import PPADError, get_preset
 from ppad_nb.data import bundled_sample
-from ppad_nb.evaluate import read_report
+from ppad_nb.reports import read_report
 from ppad_nb.model import load_clip
 
 pytestmark = pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning")
