@@ -22,13 +22,14 @@ import torch
 from fastcore.basics import patch
 
 from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights_path, data_root, existing_data_root, default_device, get_preset,
-                            input_error, preset_from_dict)
+                            input_error)
 from .data import REGION_NAMES, file_digest, read_dataset
-from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, clip_record, evaluate, paired_auc_difference, percent, read_report,
-                              run_heldout, summarize, image_set_digest, write_report)
+from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, evaluate, paired_auc_difference, percent, read_report, summarize,
+                              write_report)
 from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
 from .safety import check_device, check_number, check_output, check_seed, check_writable, folder_lock, made_by_kit
-from .train import loaded_clip, read_run_state, resolve_preset, run_learner, train
+from .runs import (COMPARED, MadeWith, image_set_digest, learner_model, loaded_clip, read_made_with, read_run_state, resolve_preset, run_heldout,
+                          run_learner, train)
 
 # %% auto #0
 __all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'PUBLISHED_ELSEWHERE', 'ZERO_SHOT_PROMPTS',
@@ -115,41 +116,14 @@ def published_elsewhere(preset_name: str) -> list:
 def _log(message: str, quiet: bool):
     if not quiet: print(message, flush=True)
 
-# %% ../nbs/06_baselines.ipynb #019a9f60
-def _json(value):
-    "`value` as it reads back from JSON (tuples become lists), so records and expectations compare equal."
-    return json.loads(json.dumps(value))
-
-# %% ../nbs/06_baselines.ipynb #d54ab85e
-def _difference(recorded: dict, expected: dict) -> str | None:
-    "The first setting in which a recorded result differs from the one asked for, as 'NAME = THEIRS, not OURS'; None if none does."
-    for key, ours in expected.items():
-        theirs = recorded.get(key)
-        if key == "preset" and isinstance(theirs, dict):
-            theirs = _json(asdict(preset_from_dict(theirs)))
-            changed = [k for k in ours if theirs.get(k) != ours[k]]
-            if changed: return f"{changed[0]} = {theirs.get(changed[0])!r}, not {ours[changed[0]]!r}"
-        elif key == "clip":
-            record = clip_record(theirs)
-            changed = [k for k in ours if record.get(k) != ours.get(k)]  # say which: the weights, the precision or the rounding
-            if changed: return f"the CLIP {(theirs or {}).get('spec')} ({changed[0]} {str(record.get(changed[0]))[:16]}), not {str(ours.get(changed[0]))[:16]}"
-        elif key == "test_set":
-            if theirs != ours: return f"a test set of digest {str(theirs)[:12]}..., not {ours[:12]}... (images or labels changed)"
-        elif key == "data":
-            if theirs is None or Path(theirs).resolve() != Path(ours).resolve(): return f"the data {theirs}, not {ours}"
-        elif theirs != ours: return f"{key} = {theirs!r}, not {ours!r}"
-    return None
-
 # %% ../nbs/06_baselines.ipynb #abce7951
-def _report_done(report_dir: Path, made_with: dict) -> bool | None:
-    "True for a complete report made exactly as asked; None for a report of the same settings but an older learner (or a partial one); False otherwise."
+def _report_done(report_dir: Path, made_with: MadeWith) -> bool | str | None:
+    "True for a complete report made exactly as asked; None for one to recompute (partial, damaged, or of an older learner); else how it differs."
     if not all((report_dir / name).is_file() for name in REPORT_FILES): return None   # missing or partial: recompute
-    try: record = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
-    except (ValueError, OSError): return None                                       # damaged: recompute
-    theirs = record.get("made_with") if isinstance(record, dict) else None
-    if not isinstance(theirs, dict) or "test_set" not in theirs: return None        # an earlier version's report: recompute
-    if _difference(theirs, {k: v for k, v in made_with.items() if k != "learner_sha256"}) is not None: return False
-    return True if theirs.get("learner_sha256") == made_with.get("learner_sha256") else None
+    try: recorded = read_made_with(report_dir / "metrics.json")
+    except PPADError: return None                                                    # damaged: recompute
+    changed = made_with.mismatch(recorded, report_dir, tuple(f for f in COMPARED if f != "learner_sha256"))
+    return changed or (True if recorded.learner_sha256 == made_with.learner_sha256 else None)
 
 # %% ../nbs/06_baselines.ipynb #506a1d64
 def split_file(splits, seed: int) -> Path:
@@ -296,22 +270,21 @@ def _label(name: str, seed=None) -> str: return name + (f" seed {seed}" if seed 
 
 # %% ../nbs/06_baselines.ipynb #2a52d8da
 @patch
-def made_with(self: Reproduction, name: str, seed=None) -> dict:
+def made_with(self: Reproduction, name: str, seed=None) -> MadeWith:
     "What a method's run and report are made with: compared before either is kept."
     model = build_model(name, self.clip, self.preset.class_names, self.preset.layout)
-    record = {"preset": _json(asdict(self.method_preset(name))), "clip": clip_record(getattr(self.clip, "ppad_source", {})),
-              "data": str(self.root), "model": _json(model.model_config()), "seed": seed}
-    if not METHODS[name].trained: return {**record, "prompts": prompt_texts(model)}
-    return {**record, "split_sha256": file_digest(self.split_files[seed]) if seed in self.split_files else None}
+    record = MadeWith.of_clip(self.clip, data=self.root, seed=seed, preset=asdict(self.method_preset(name)), model=model.model_config())
+    if not METHODS[name].trained: return replace(record, prompts=prompt_texts(model))
+    return replace(record, split_sha256=file_digest(self.split_files[seed]) if seed in self.split_files else None)
 
 # %% ../nbs/06_baselines.ipynb #dd09ac53
 @patch
-def train_method(self: Reproduction, name: str, seed: int, made_with: dict) -> Path:
+def train_method(self: Reproduction, name: str, seed: int, made_with: MadeWith) -> Path:
     "The learner of a method and seed: a finished run kept, or trained (resumed where it stopped)."
     run_dir, label = self.run_dir(name, seed), _label(name, seed)
     state = read_run_state(run_dir) if run_dir.is_dir() else None
-    changed = _difference(state, made_with) if state else None
-    if changed and not self.overwrite: raise input_error(run_dir, f"was made with {changed}; pass --overwrite to recompute it, or choose another --out")
+    changed = made_with.mismatch(read_made_with(run_dir / "run.json"), run_dir) if state else None
+    if changed and not self.overwrite: raise PPADError(f"{changed}; pass --overwrite to recompute it, or choose another --out")
     if state and state.get("finished") and not changed:
         self.log(f"{label}: finished run kept ({run_dir})")
         return run_learner(run_dir)
@@ -328,27 +301,25 @@ def method_model(self: Reproduction, name: str, seed=None) -> tuple:
     "(model, made_with) of a method and seed: the trained learner, or the zero-shot model."
     made_with = self.made_with(name, seed)
     if self.test_set_digest is None: self.test_set_digest = image_set_digest(self.test_set)  # each test image hashed once per command
-    test_set = self.test_set_digest  # the report's record adds the test set to the run's
-    if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), {**made_with, "test_set": test_set, "learner_sha256": None}
+    made_with = replace(made_with, test_set=self.test_set_digest)  # the report's record adds the test set to the run's
+    if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), made_with
     learner = self.train_method(name, seed, made_with)
-    return PPAD.from_learner(self.clip, learner), {**made_with, "test_set": test_set, "learner_sha256": file_digest(learner)}
+    return learner_model(self.clip, learner), replace(made_with, learner_sha256=file_digest(learner))
 
 # %% ../nbs/06_baselines.ipynb #65874465
 @patch
-def evaluate_method(self: Reproduction, name: str, seed, model: PPAD, made_with: dict) -> dict:
+def evaluate_method(self: Reproduction, name: str, seed, model: PPAD, made_with: MadeWith) -> dict:
     "The report of a method and seed (as `read_report` reads it), kept or computed."
     run_dir, label = self.run_dir(name, seed), _label(name, seed)
     report_dir, preset = run_dir / "report", self.preset
     done = _report_done(report_dir, made_with)
-    if done is False and not self.overwrite:
-        recorded = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["made_with"]
-        raise input_error(report_dir, f"was made with {_difference(recorded, made_with)}; pass --overwrite to recompute it, or choose another --out")
-    if done: self.log(f"{label}: report kept ({report_dir})")
+    if isinstance(done, str) and not self.overwrite: raise PPADError(f"{done}; pass --overwrite to recompute it, or choose another --out")
+    if done is True: self.log(f"{label}: report kept ({report_dir})")
     else:
         evaluation = evaluate(model, self.test_set, self.eval_batch_size, preset.synthesis_size, self.device, progress=not self.quiet,
                               heldout=run_heldout(run_dir, self.root) if METHODS[name].trained else None)
         write_report(report_dir, evaluation, title=f"{METHODS[name].description}; {preset.name}" + (f", seed {seed}" if seed is not None else ""),
-                     extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(self.clip, "ppad_source", {}), "made_with": made_with})
+                     extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(self.clip, "ppad_source", {}), "made_with": made_with.to_json()})
         self.log(f"{label}: evaluated (" + ", ".join(f"{METRIC_NAMES[k]} {percent(evaluation['metrics'][k])}" for k in preset.metrics) + ")")
     return read_report(report_dir)
 

@@ -231,7 +231,7 @@ def train_parser() -> argparse.ArgumentParser:
 # %% ../nbs/08_cli.ipynb #778ecfb8
 def train_command(argv=None):
     "The `ppad-train` command."
-    from ppad_nb.train import resolve_preset, train
+    from ppad_nb.runs import resolve_preset, train
     args = train_parser().parse_args(argv)
     if args.resume and args.overwrite: raise PPADError("--resume and --overwrite contradict each other; choose one")
     if args.workers < 0: raise PPADError(f"--workers must be 0 or more, not {args.workers}")
@@ -249,7 +249,7 @@ def train_command(argv=None):
     print(f"finished {result.preset.name} seed {result.seed}: {len(history)} iterations, loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f}")
     print(f"run folder: {result.run_dir} (learner.safetensors, learner_official.pt, shots.csv, heldout.csv, history.csv, loss.png, run.json)")
     if args.validate_every and result.finished:
-        from ppad_nb.train import best_epoch, read_validation
+        from ppad_nb.runs import best_epoch, read_validation
         print(f"validation: {result.run_dir / 'validation.csv'}; best epoch {best_epoch(read_validation(result.run_dir / 'validation.csv'))}, "
               "its learner in learner-validated.safetensors (ppad-evaluate --checkpoint validated)")
 
@@ -281,7 +281,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
 def _evaluation_plan(args) -> tuple:
     "(preset, learner, CLIP weights, data folder, report folder, run folder or None) from `ppad-evaluate`'s arguments."
     from ppad_nb.config import preset_from_dict
-    from ppad_nb.train import read_run_state, run_learner
+    from ppad_nb.runs import read_run_state, run_learner
     if (args.run is None) == (args.learner is None): raise PPADError("give either --run or --learner")
     if args.run is None:
         if args.preset is None: raise PPADError("--learner needs --preset (which data set, and how to read it)")
@@ -300,7 +300,7 @@ def _evaluation_plan(args) -> tuple:
 def _checkpoint(args, run_dir, learner, out) -> tuple:
     "(learner, report folder) of `--checkpoint`: the run's last learner, or the one chosen on its validation set (never on the test set)."
     if args.checkpoint != "validated": return learner, out
-    from ppad_nb.train import RUN_REPORTS, validated_learner
+    from ppad_nb.runs import RUN_REPORTS, validated_learner
     if run_dir is None: raise PPADError("--checkpoint validated needs --run (a run trained with --validate-every)")
     return validated_learner(run_dir), Path(args.out) if args.out else run_dir / RUN_REPORTS[1]
 
@@ -309,7 +309,8 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, existing_data_root
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import REPORT_FILES, compute_metrics, image_set_digest, metrics_line, report_label, report_made_with, run_heldout, write_report
+    from ppad_nb.evaluate import REPORT_FILES, compute_metrics, metrics_line, report_label, write_report
+    from ppad_nb.runs import image_set_digest, report_made_with, run_heldout
     from ppad_nb.model import PPAD, load_clip
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
@@ -375,7 +376,7 @@ def _announce_budget(preset, args):
 def reproduce_command(argv=None):
     "The `ppad-reproduce` command."
     from ppad_nb.baselines import reproduce, reproduce_jobs, reproduce_kshot, shot_counts
-    from ppad_nb.train import resolve_preset
+    from ppad_nb.runs import resolve_preset
     args = reproduce_parser().parse_args(argv)
     out = Path(args.out or f"reproduce-{args.preset}")
     shots = shot_counts(args.shots, float("inf"), "--shots") if args.shots else ()  # several: a k-shot curve (checked against the data below)
@@ -445,14 +446,14 @@ def _check_run_clip(run_dir: Path, state: dict, weights=None):
 def _check_run_learner(run_dir: Path, learner=None):
     "Refuse a `--learner` other than the run's own (compared by SHA-256)."
     from ppad_nb.data import file_digest
-    from ppad_nb.train import run_learner
+    from ppad_nb.runs import run_learner
     if learner is not None and Path(learner).is_file() and file_digest(learner) != file_digest(run_learner(run_dir)):
         raise input_error(learner, f"is not the learner of the run {run_dir}: the run's threshold holds only for its own; leave out --learner")
 
 # %% ../nbs/08_cli.ipynb #84f2c174
 def _check_report_current(run_dir: Path, report: Path, learner, weights):
     "Refuse the run's report when it was made with another learner or CLIP than the run's files now (compared by SHA-256)."
-    from ppad_nb.evaluate import clip_source_of, stale_report
+    from ppad_nb.runs import clip_source_of, stale_report
     metrics = report / "metrics.json"
     stale = stale_report(metrics, learner, clip_source_of(clip_weights_path(weights) or weights))
     if stale: raise input_error(metrics, f"does not hold for the run as it is now: {stale}; evaluate it again (ppad-evaluate --run {run_dir} --force)")
@@ -461,7 +462,7 @@ def _check_report_current(run_dir: Path, report: Path, learner, weights):
 def _predict_settings(args) -> tuple:
     "(learner, CLIP weights, size, threshold, operating point) of `ppad-predict`: from `--run`, `--threshold` or the defaults."
     from ppad_nb.demo import find_run_report
-    from ppad_nb.train import read_run_state, run_learner
+    from ppad_nb.runs import read_run_state, run_learner
     learner, weights, size, threshold, point = args.learner, args.clip_weights, args.size, 0.5, "fixed_0.5"
     if args.run is not None:
         run_dir, report = find_run_report(args.run)  # a run, or ppad-demo's folder or run
