@@ -301,10 +301,10 @@ def method_model(self: Reproduction, name: str, seed=None) -> tuple:
     "(model, made_with) of a method and seed: the trained learner, or the zero-shot model."
     made_with = self.made_with(name, seed)
     if self.test_set_digest is None: self.test_set_digest = image_set_digest(self.test_set)  # each test image hashed once per command
-    made_with = replace(made_with, test_set=self.test_set_digest)  # the report's record adds the test set to the run's
-    if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), made_with
+    report = replace(made_with, test_set=self.test_set_digest)  # the report's record adds the test set (and the learner) to the run's
+    if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), report
     learner = self.train_method(name, seed, made_with)
-    return learner_model(self.clip, learner), replace(made_with, learner_sha256=file_digest(learner))
+    return learner_model(self.clip, learner), replace(report, learner_sha256=file_digest(learner))
 
 # %% ../nbs/06_baselines.ipynb #65874465
 @patch
