@@ -89,6 +89,7 @@ def of_clip(cls: MadeWith, clip, **rest) -> MadeWith:
     source = (getattr(clip, "ppad_source", None) if isinstance(clip, torch.nn.Module) else clip) or {}
     return cls(source.get("sha256") or source.get("spec"), source.get("spec"), source.get("precision"), source.get("rounded_like_release"), **rest)
 
+# %% ../nbs/05a_runs.ipynb #d825f765
 def clip_source_of(spec) -> dict:
     "The source record of the CLIP `spec` as it is on disk now, without loading it: its weights file's SHA-256, or the spec of a random CLIP."
     spec = str(spec)
@@ -101,6 +102,7 @@ _KINDS = {"seed": int, "rounded_like_release": bool, "preset": dict, "model": di
 @patch
 def to_json(self: MadeWith) -> dict: return asdict(self)
 
+# %% ../nbs/05a_runs.ipynb #4f8a14e7
 @patch(cls_method=True)
 def from_json(cls: MadeWith, record, file) -> MadeWith:
     "The record `to_json` wrote, read from `file`: a one-line error for anything else."
@@ -111,6 +113,7 @@ def from_json(cls: MadeWith, record, file) -> MadeWith:
     if wrong: raise input_error(file, f"its made_with record holds a {type(record[wrong[0]]).__name__} as {wrong[0]}; make it again")
     return cls(**record)
 
+# %% ../nbs/05a_runs.ipynb #9f76c76d
 def read_made_with(path) -> MadeWith:
     "The `made_with` record of a run.json or a report's metrics.json, checked."
     try: record = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -123,6 +126,7 @@ CLIP_FIELDS = ("clip", "precision", "rounded_like_release")                 # th
 
 def _clip_words(spec, value) -> str: return str(spec) if value in (None, spec) else f"{spec} (SHA-256 {str(value)[:12]}...)"
 
+# %% ../nbs/05a_runs.ipynb #b78f8ade
 def _difference(name: str, recorded: MadeWith, expected: MadeWith) -> str:
     "How field `name` of `recorded` differs from `expected`, in words."
     theirs, ours = getattr(recorded, name), getattr(expected, name)
@@ -136,6 +140,7 @@ def _difference(name: str, recorded: MadeWith, expected: MadeWith) -> str:
     if name == "data": return f"the data {theirs}, not {ours}"
     return f"{name} = {theirs!r}, not {ours!r}"
 
+# %% ../nbs/05a_runs.ipynb #b7881227
 @patch
 def mismatch(self: MadeWith, recorded: MadeWith, file, fields=COMPARED) -> str | None:
     "`FILE: was made with ...`: the first of `fields` in which `recorded` (read from `file`) differs from this record; None when none does."
@@ -580,6 +585,7 @@ def image_set_digest(image_set) -> str:
                      for f, label in zip(image_set.files, image_set.labels))
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
+# %% ../nbs/05a_runs.ipynb #2e91912a
 def report_made_with(learner, clip_source: dict | None, test_set: str | None) -> dict:
     "The `made_with` record of a report, as JSON: the learner file's SHA-256 (None for a zero-shot model), the CLIP and the test set's digest."
     return MadeWith.of_clip(clip_source, learner_sha256=None if learner is None else file_digest(learner), test_set=test_set).to_json()
@@ -591,6 +597,7 @@ def stale_report(metrics_path, learner, clip_source: dict | None) -> str | None:
     except PPADError as e: return str(e)
     return MadeWith.of_clip(clip_source, learner_sha256=file_digest(learner)).mismatch(recorded, metrics_path, ("learner_sha256", "clip"))
 
+# %% ../nbs/05a_runs.ipynb #50919376
 def check_run_for_prediction(run_dir, report, learner=None, clip_weights=None) -> tuple:
     "(learner, CLIP weights) that predict with a run's operating points: the run's own, or files of the same content; one line for others."
     run_dir = Path(run_dir)
