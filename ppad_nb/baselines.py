@@ -24,13 +24,12 @@ from fastcore.basics import patch
 from .config import (PPADError, Preset, atomic_write, check_preset, clip_weights_path, data_root, existing_data_root, default_device, get_preset,
                             input_error, preset_from_dict, read_presets)
 from .data import IMAGE_SIZE, REGION_NAMES, ImageSet, detect_layout, file_digest, read_dataset
-from .evaluate import (BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, clip_record, evaluate, paired_auc_difference, percent,
-                              run_heldout, summarize, image_set_digest)
+from .evaluate import BOOTSTRAP_RESAMPLES, METRIC_NAMES, REPORT_FILES, evaluate, paired_auc_difference, percent, summarize
 from .reports import PAPER_PROTOCOL, read_report, run_protocol, write_report
 from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
 from .safety import check_device, check_number, check_output, check_outputs, check_seed, check_writable, folder_lock, made_by_kit
-from .train import (VALIDATION_FILE, best_epoch, loaded_clip, read_run_state, read_validation, prompt_model,  # the validation names: moving to `runs`
-                           read_run_checkpoint, resolve_preset, run_learner, train)
+from .runs import (COMPARED, VALIDATION_FILE, MadeWith, best_epoch, image_set_digest, learner_model, loaded_clip, prompt_model, read_made_with,
+                          read_run_checkpoint, read_run_state, read_validation, resolve_preset, run_heldout, run_learner, train)
 
 # %% auto #0
 __all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'PUBLISHED_ELSEWHERE', 'ZERO_SHOT_PROMPTS',
@@ -122,41 +121,14 @@ def published_elsewhere(preset_name: str) -> list:
 def _log(message: str, quiet: bool):
     if not quiet: print(message, flush=True)
 
-# %% ../nbs/06_baselines.ipynb #019a9f60
-def _json(value):
-    "`value` as it reads back from JSON (tuples become lists), so records and expectations compare equal."
-    return json.loads(json.dumps(value))
-
-# %% ../nbs/06_baselines.ipynb #d54ab85e
-def _difference(recorded: dict, expected: dict) -> str | None:
-    "The first setting in which a recorded result differs from the one asked for, as 'NAME = THEIRS, not OURS'; None if none does."
-    for key, ours in expected.items():
-        theirs = recorded.get(key)
-        if key == "preset" and isinstance(theirs, dict):
-            theirs = _json(asdict(preset_from_dict(theirs)))
-            changed = [k for k in ours if theirs.get(k) != ours[k]]
-            if changed: return f"{changed[0]} = {theirs.get(changed[0])!r}, not {ours[changed[0]]!r}"
-        elif key == "clip":
-            record = clip_record(theirs)
-            changed = [k for k in ours if record.get(k) != ours.get(k)]  # say which: the weights, the precision or the rounding
-            if changed: return f"the CLIP {(theirs or {}).get('spec')} ({changed[0]} {str(record.get(changed[0]))[:16]}), not {str(ours.get(changed[0]))[:16]}"
-        elif key == "test_set":
-            if theirs != ours: return f"a test set of digest {str(theirs)[:12]}..., not {ours[:12]}... (images or labels changed)"
-        elif key == "data":
-            if theirs is None or Path(theirs).resolve() != Path(ours).resolve(): return f"the data {theirs}, not {ours}"
-        elif theirs != ours: return f"{key} = {theirs!r}, not {ours!r}"
-    return None
-
 # %% ../nbs/06_baselines.ipynb #abce7951
-def _report_done(report_dir: Path, made_with: dict) -> bool | None:
-    "True for a complete report made exactly as asked; None for a report of the same settings but an older learner (or a partial one); False otherwise."
+def _report_done(report_dir: Path, made_with: MadeWith) -> bool | str | None:
+    "True for a complete report made exactly as asked; None for one to recompute (partial, damaged, or of an older learner); else how it differs."
     if not all((report_dir / name).is_file() for name in REPORT_FILES): return None   # missing or partial: recompute
-    try: record = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))
-    except (ValueError, OSError): return None                                       # damaged: recompute
-    theirs = record.get("made_with") if isinstance(record, dict) else None
-    if not isinstance(theirs, dict) or "test_set" not in theirs: return None        # an earlier version's report: recompute
-    if _difference(theirs, {k: v for k, v in made_with.items() if k != "learner_sha256"}) is not None: return False
-    return True if theirs.get("learner_sha256") == made_with.get("learner_sha256") else None
+    try: recorded = read_made_with(report_dir / "metrics.json")
+    except PPADError: return None                                                    # damaged: recompute
+    changed = made_with.mismatch(recorded, report_dir, tuple(f for f in COMPARED if f != "learner_sha256"))
+    return changed or (True if recorded.learner_sha256 == made_with.learner_sha256 else None)
 
 # %% ../nbs/06_baselines.ipynb #506a1d64
 def split_file(splits, seed: int) -> Path:
@@ -305,22 +277,21 @@ def _label(name: str, seed=None) -> str: return name + (f" seed {seed}" if seed 
 
 # %% ../nbs/06_baselines.ipynb #2a52d8da
 @patch
-def made_with(self: Reproduction, name: str, seed=None) -> dict:
+def made_with(self: Reproduction, name: str, seed=None) -> MadeWith:
     "What a method's run and report are made with: compared before either is kept."
     model = build_model(name, self.clip, self.preset.class_names, self.preset.layout)
-    record = {"preset": _json(asdict(self.method_preset(name))), "clip": clip_record(getattr(self.clip, "ppad_source", {})),
-              "data": str(self.root), "model": _json(model.model_config()), "seed": seed}
-    if not METHODS[name].trained: return {**record, "prompts": prompt_texts(model)}
-    return {**record, "split_sha256": file_digest(self.split_files[seed]) if seed in self.split_files else None}
+    record = MadeWith.of_clip(self.clip, data=self.root, seed=seed, preset=asdict(self.method_preset(name)), model=model.model_config())
+    if not METHODS[name].trained: return replace(record, prompts=prompt_texts(model))
+    return replace(record, split_sha256=file_digest(self.split_files[seed]) if seed in self.split_files else None)
 
 # %% ../nbs/06_baselines.ipynb #dd09ac53
 @patch
-def train_method(self: Reproduction, name: str, seed: int, made_with: dict) -> Path:
+def train_method(self: Reproduction, name: str, seed: int, made_with: MadeWith) -> Path:
     "The learner of a method and seed: a finished run kept, or trained (resumed where it stopped)."
     run_dir, label = self.run_dir(name, seed), _label(name, seed)
     state = read_run_state(run_dir) if run_dir.is_dir() else None
-    changed = _difference(state, made_with) if state else None
-    if changed and not self.overwrite: raise input_error(run_dir, f"was made with {changed}; pass --overwrite to recompute it, or choose another --out")
+    changed = made_with.mismatch(read_made_with(run_dir / "run.json"), run_dir) if state else None
+    if changed and not self.overwrite: raise PPADError(f"{changed}; pass --overwrite to recompute it, or choose another --out")
     if state and state.get("finished") and not changed:
         self.log(f"{label}: finished run kept ({run_dir})")
         return run_learner(run_dir)
@@ -337,28 +308,26 @@ def method_model(self: Reproduction, name: str, seed=None) -> tuple:
     "(model, made_with) of a method and seed: the trained learner, or the zero-shot model."
     made_with = self.made_with(name, seed)
     if self.test_set_digest is None: self.test_set_digest = image_set_digest(self.test_set)  # each test image hashed once per command
-    test_set = self.test_set_digest  # the report's record adds the test set to the run's
-    if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), {**made_with, "test_set": test_set, "learner_sha256": None}
+    report = replace(made_with, test_set=self.test_set_digest)  # the report's record adds the test set (and the learner) to the run's
+    if not METHODS[name].trained: return build_model(name, self.clip, self.preset.class_names, self.preset.layout), report
     learner = self.train_method(name, seed, made_with)
-    return PPAD.from_learner(self.clip, learner), {**made_with, "test_set": test_set, "learner_sha256": file_digest(learner)}
+    return learner_model(self.clip, learner), replace(report, learner_sha256=file_digest(learner))
 
 # %% ../nbs/06_baselines.ipynb #65874465
 @patch
-def evaluate_method(self: Reproduction, name: str, seed, model: PPAD, made_with: dict) -> dict:
+def evaluate_method(self: Reproduction, name: str, seed, model: PPAD, made_with: MadeWith) -> dict:
     "The report of a method and seed (as `read_report` reads it), kept or computed."
     run_dir, label = self.run_dir(name, seed), _label(name, seed)
     report_dir, preset = run_dir / "report", self.preset
     done = _report_done(report_dir, made_with)
-    if done is False and not self.overwrite:
-        recorded = json.loads((report_dir / "metrics.json").read_text(encoding="utf-8"))["made_with"]
-        raise input_error(report_dir, f"was made with {_difference(recorded, made_with)}; pass --overwrite to recompute it, or choose another --out")
-    if done: self.log(f"{label}: report kept ({report_dir})")
+    if isinstance(done, str) and not self.overwrite: raise PPADError(f"{done}; pass --overwrite to recompute it, or choose another --out")
+    if done is True: self.log(f"{label}: report kept ({report_dir})")
     else:
         evaluation = evaluate(model, self.test_set, self.eval_batch_size, preset.synthesis_size, self.device, progress=not self.quiet,
                               heldout=run_heldout(run_dir, self.root) if METHODS[name].trained else None)
         write_report(report_dir, evaluation, title=f"{METHODS[name].description}; {preset.name}" + (f", seed {seed}" if seed is not None else ""),
-                     extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(self.clip, "ppad_source", {}), "made_with": made_with},
-                     protocol=run_protocol(run_dir, test_set=made_with["test_set"], clip=getattr(self.clip, "ppad_source", {}),
+                     extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(self.clip, "ppad_source", {}), "made_with": made_with.to_json()},
+                     protocol=run_protocol(run_dir, test_set=made_with.test_set, clip=getattr(self.clip, "ppad_source", {}),
                                            precision=getattr(self.clip, "ppad_precision", "fp32"), trained=METHODS[name].trained))
         self.log(f"{label}: evaluated (" + ", ".join(f"{METRIC_NAMES[k]} {percent(evaluation['metrics'][k])}" for k in preset.metrics) + ")")
     return read_report(report_dir)
@@ -694,19 +663,19 @@ def finished_run(run_dir) -> tuple:
 # %% ../nbs/06_baselines.ipynb #30350fd3
 def run_clip(run_dir, state: dict, clip=None, device: str = "cpu"):
     "The CLIP of a run: `clip` (loaded or a spec) or else the spec its run.json records, refused if it is not the one the run was trained with."
-    recorded = state.get("clip") or {}
-    clip = loaded_clip(clip if clip is not None else recorded.get("spec"), device, None if isinstance(clip, torch.nn.Module) else recorded.get("precision"))
-    changed = _difference({"clip": recorded}, {"clip": clip_record(getattr(clip, "ppad_source", {}))})
-    if changed: raise input_error(Path(run_dir) / "run.json", f"the run was made with {changed}; pass the CLIP it was trained with")
+    record = Path(run_dir) / "run.json"
+    recorded = read_made_with(record)
+    clip = loaded_clip(clip if clip is not None else recorded.clip_spec, device, None if isinstance(clip, torch.nn.Module) else recorded.precision)
+    changed = MadeWith.of_clip(clip).mismatch(recorded, record, ("clip",))  # the one rule for "the same CLIP?" (05a)
+    if changed: raise PPADError(f"{changed}; pass the CLIP it was trained with")
     return clip
 
 # %% ../nbs/06_baselines.ipynb #445b1a1a
 def score_transfer(learner, clip, test_set, size: int, batch_size: int = 32, device: str = "cpu", progress: bool = False) -> dict:
     "`evaluate`'s result for `learner` on `test_set` at `size`, with `made_with`: the learner, CLIP and test set by content, and the size."
-    model = PPAD.from_learner(clip, learner).to(device).eval()
+    model = learner_model(clip, learner).to(device).eval()
     result = evaluate(model, test_set, batch_size, size, device, progress)
-    result["made_with"] = {"learner_sha256": file_digest(learner), "clip": clip_record(getattr(clip, "ppad_source", {})),
-                           "test_set": image_set_digest(test_set), "size": size}
+    result["made_with"] = MadeWith.of_clip(clip, learner_sha256=file_digest(learner), test_set=image_set_digest(test_set)).to_json()
     return result
 
 # %% ../nbs/06_baselines.ipynb #31c6594d
@@ -724,28 +693,28 @@ def evaluate_transfer(run,                   # a finished run folder
     result = score_transfer(learner, clip, test_set, layout_size(test_set.layout), batch_size, device, progress)
     if out is not None:
         write_report(out, result, title=f"{Path(run).name} (trained on {state['preset']['name']}) on {test_set.layout} data ({Path(data).name})",
-                     extra={"made_with": result["made_with"], "transfer": {"trained_on": state["preset"]["name"], "layout": test_set.layout}},
+                     extra={"made_with": result["made_with"], "transfer": {"trained_on": state["preset"]["name"], "layout": test_set.layout, "size": layout_size(test_set.layout)}},
                      protocol=run_protocol(run, test_set=result["made_with"]["test_set"], clip=getattr(clip, "ppad_source", {}),
                                            precision=getattr(clip, "ppad_precision", "fp32")))
     return result
 
 # %% ../nbs/06_baselines.ipynb #1337e358
-def _kept_auc(cell: Path, made_with: dict) -> float | None:
-    "The AUC kept in `cell` if it was made exactly with `made_with`, else None (missing, damaged, or made otherwise)."
+def _kept_auc(cell: Path, made_with: dict, size: int) -> float | None:
+    "The AUC kept in `cell` if it was made exactly with `made_with` (as JSON) at `size`, else None (missing, damaged, or made otherwise)."
     try: record = json.loads(cell.read_text(encoding="utf-8"))
     except (OSError, ValueError): return None
-    if not isinstance(record, dict) or record.get("made_with") != _json(made_with) or not isinstance(record.get("auc"), float): return None
+    if not isinstance(record, dict) or record.get("made_with") != made_with or record.get("size") != size or not isinstance(record.get("auc"), float): return None
     return record["auc"]
 
 # %% ../nbs/06_baselines.ipynb #734fd471
 def scored_auc(cell: Path, learner, clip, test_set, test_set_digest: str, size: int, batch_size: int = 32, device: str = "cpu") -> float:
     "The test AUC of `learner`, kept in the JSON file `cell` and reused only while the learner, CLIP, test set and resize are the same by content."
-    made_with = {"learner_sha256": file_digest(learner), "clip": clip_record(getattr(clip, "ppad_source", {})), "test_set": test_set_digest, "size": size}
-    kept = _kept_auc(cell, made_with)
+    made_with = MadeWith.of_clip(clip, learner_sha256=file_digest(learner), test_set=test_set_digest).to_json()
+    kept = _kept_auc(cell, made_with, size)
     if kept is not None: return kept
     check_output(cell, force=True)  # replaces only a cell the kit wrote; never a link
     auc = float(score_transfer(learner, clip, test_set, size, batch_size, device)["metrics"]["auc"])
-    with atomic_write(cell) as f: json.dump({"auc": auc, "made_with": made_with}, f, indent=1)
+    with atomic_write(cell) as f: json.dump({"auc": auc, "made_with": made_with, "size": size}, f, indent=1)
     return auc
 
 # %% ../nbs/06_baselines.ipynb #9760dc77
@@ -829,12 +798,12 @@ def check_checkpoint_run(self: Reproduction, name: str, seed: int, learners: dic
     run_dir = self.run_dir(name, seed)
     state = read_run_state(run_dir) if run_dir.is_dir() else None
     if state is None: return False
-    changed = _difference(state, self.made_with(name, seed))
+    changed = self.made_with(name, seed).mismatch(read_made_with(run_dir / "run.json"), run_dir)  # "RUN: was made with ..."
     lost = [e for e, f in learners.items() if e < state["epochs_done"] and not f.is_file()]  # that of the last epoch done: `recover_epoch_learner`
     rows = [r["epoch"] for r in read_validation(run_dir / VALIDATION_FILE)]
-    if rows != [e for e in learners if e <= state["epochs_done"]]: changed = changed or f"validation at epochs {rows or 'none'}, not {list(learners)}"
-    if lost and not changed: changed = f"no learner of epoch {lost[0]} ({learners[lost[0]].relative_to(run_dir).as_posix()} missing)"
-    if changed and not self.overwrite: raise input_error(run_dir, f"was made with {changed}; pass --overwrite to train it again, or choose another --out")
+    if rows != [e for e in learners if e <= state["epochs_done"]]: changed = changed or f"{run_dir}: was made with validation at epochs {rows or 'none'}, not {list(learners)}"
+    if lost and not changed: changed = f"{run_dir}: was made with no learner of epoch {lost[0]} ({learners[lost[0]].relative_to(run_dir).as_posix()} missing)"
+    if changed and not self.overwrite: raise PPADError(f"{changed}; pass --overwrite to train it again, or choose another --out")
     return bool(changed)
 
 # %% ../nbs/06_baselines.ipynb #b9b00b9c

@@ -273,7 +273,7 @@ def budget(preset="zhanglab",                 # a preset name or a `Preset`
     from ppad_nb.baselines import METHODS, _check_options, _checked_seeds
     from ppad_nb.model import PRECISIONS
     from ppad_nb.safety import check_device, check_number
-    from ppad_nb.train import resolve_preset
+    from ppad_nb.runs import resolve_preset
     preset = resolve_preset(preset, settings)
     if precision not in PRECISIONS: raise PPADError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     methods = list(METHODS) if methods is None else list(methods)

@@ -90,7 +90,7 @@ def train_parser() -> argparse.ArgumentParser:
 # %% ../nbs/08_cli.ipynb #778ecfb8
 def train_command(argv=None):
     "The `ppad-train` command."
-    from ppad_nb.train import resolve_preset, train
+    from ppad_nb.runs import resolve_preset, train
     args = train_parser().parse_args(argv)
     if args.resume and args.overwrite: raise PPADError("--resume and --overwrite contradict each other; choose one")
     if args.workers < 0: raise PPADError(f"--workers must be 0 or more, not {args.workers}")
@@ -108,7 +108,7 @@ def train_command(argv=None):
     print(f"finished {result.preset.name} seed {result.seed}: {len(history)} iterations, loss {history[0]['loss']:.4f} -> {history[-1]['loss']:.4f}")
     print(f"run folder: {result.run_dir} (learner.safetensors, learner_official.pt, shots.csv, heldout.csv, history.csv, loss.png, run.json)")
     if args.validate_every and result.finished:
-        from ppad_nb.train import best_epoch, read_validation
+        from ppad_nb.runs import best_epoch, read_validation
         print(f"validation: {result.run_dir / 'validation.csv'}; best epoch {best_epoch(read_validation(result.run_dir / 'validation.csv'))}, "
               "its learner in learner-validated.safetensors (ppad-evaluate --checkpoint validated)")
 
@@ -128,7 +128,7 @@ def evaluate_parser() -> argparse.ArgumentParser:
 def _evaluation_plan(args) -> tuple:
     "(preset, learner, CLIP weights, data folder, report folder, run folder or None) from `ppad-evaluate`'s arguments."
     from ppad_nb.config import preset_from_dict
-    from ppad_nb.train import read_run_state, run_learner
+    from ppad_nb.runs import read_run_state, run_learner
     if (args.run is None) == (args.learner is None): raise PPADError("give either --run or --learner")
     if args.run is None:
         if args.preset is None: raise PPADError("--learner needs --preset (which data set, and how to read it)")
@@ -147,7 +147,7 @@ def _evaluation_plan(args) -> tuple:
 def _checkpoint(args, run_dir, learner, out) -> tuple:
     "(learner, report folder) of `--checkpoint`: the run's last learner, or the one chosen on its validation set (never on the test set)."
     if args.checkpoint != "validated": return learner, out
-    from ppad_nb.train import RUN_REPORTS, validated_learner
+    from ppad_nb.runs import RUN_REPORTS, validated_learner
     if run_dir is None: raise PPADError("--checkpoint validated needs --run (a run trained with --validate-every)")
     return validated_learner(run_dir), Path(args.out) if args.out else run_dir / RUN_REPORTS[1]
 
@@ -156,9 +156,11 @@ def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
     from ppad_nb.config import data_root, existing_data_root
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import REPORT_FILES, compute_metrics, image_set_digest, report_made_with, run_heldout
+    from ppad_nb.evaluate import REPORT_FILES, compute_metrics
+    from ppad_nb.runs import image_set_digest, report_made_with, run_heldout
     from ppad_nb.reports import metrics_line, report_label, run_protocol, write_report
-    from ppad_nb.model import PPAD, load_clip
+    from ppad_nb.model import load_clip
+    from ppad_nb.runs import learner_model  # with the warning when the learner records other CLIP weights
     args = evaluate_parser().parse_args(argv)
     preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
@@ -169,7 +171,7 @@ def evaluate_command(argv=None):
     heldout = run_heldout(run_dir, data_root(preset, data)) if run_dir is not None else None  # the normals the run did not train on
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
     device = shard.device
-    model = PPAD.from_learner(load_clip(weights, device=device, precision=args.precision), learner)
+    model = learner_model(load_clip(weights, device=device, precision=args.precision), learner)
     result = score_shards(shard, model, test_set.files, args.batch_size, preset.synthesis_size, device)
     heldout_result = score_shards(shard, model, heldout, args.batch_size, preset.synthesis_size, device) if heldout else None
     if not shard.main: return  # rank 0 computes the metrics and writes the report
@@ -209,7 +211,7 @@ def _announce_budget(preset, args):
 def reproduce_command(argv=None):
     "The `ppad-reproduce` command."
     from ppad_nb.baselines import reproduce, reproduce_jobs, reproduce_kshot, shot_counts
-    from ppad_nb.train import resolve_preset
+    from ppad_nb.runs import resolve_preset
     args = reproduce_parser().parse_args(argv)
     out = Path(args.out or f"reproduce-{args.preset}")
     shots = shot_counts(args.shots, float("inf"), "--shots") if args.shots else ()  # several: a k-shot curve (checked against the data below)

@@ -45,7 +45,7 @@ def find_run_report(path) -> tuple:
     "(run folder, report folder) of `path`: a run (its `report`, or the demo's report beside it), or a ppad-demo folder (its run)."
     import json
     from ppad_nb.data import file_digest
-    from ppad_nb.train import run_learner
+    from ppad_nb.runs import run_learner
     path = Path(path)
     if "run" in _demo_made(path): path = path / "run"
     own, beside = path / "report", path.parent / "report"
@@ -93,9 +93,8 @@ def demo_summary(report: Path, metrics: dict, weights: str) -> str:
 # %% ../nbs/06a_demo.ipynb #d3e0a005
 def write_demo_report(out: Path, run, result: dict, weights: str, test_set) -> Path:
     "Step 3's report, `out`/report: metrics, figures, and links to the run's loss plot and the synthesized anomalies."
-    from ppad_nb.evaluate import clip_source_of, image_set_digest, report_made_with
+    from ppad_nb.runs import clip_source_of, image_set_digest, report_made_with, run_learner
     from ppad_nb.reports import run_protocol, write_report
-    from ppad_nb.train import run_learner
     clip, source, digest = weights if weights.startswith("random:") else Path(weights).name, clip_source_of(weights), image_set_digest(test_set)
     extra = {"clip": clip, "random_weights": weights.startswith("random:"), "epochs": run.preset.epochs, "shots": run.preset.shots,
              "run": "../run", "made_with": report_made_with(run_learner(run.run_dir), source, digest)}  # what predict --run checks
@@ -108,8 +107,9 @@ def demo(out="demo-output", clip=None, epochs: int | None = None, force: bool = 
     "Run the pipeline on the bundled sample into `out` with CLIP `clip` (a weights file or `random:` spec; default $PPAD_CLIP_WEIGHTS, else a random ViT-B/32); return the report folder."
     import time
     from ppad_nb.data import bundled_sample
-    from ppad_nb.evaluate import evaluate, run_heldout
-    from ppad_nb.train import resolve_preset, train
+    from ppad_nb.evaluate import evaluate
+    from ppad_nb.runs import run_heldout
+    from ppad_nb.runs import resolve_preset, train
     out, started = Path(out), time.time()
     device = check_device(device or default_device())
     check_writable(out, folder=True)

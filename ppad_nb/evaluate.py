@@ -20,9 +20,8 @@ from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, REGION_READER_LABELS, 
 __all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESHOLD', 'BOOTSTRAP_RESAMPLES', 'CI_LEVEL',
            'CALIBRATION_BINS', 'aggregate', 'score_images', 'write_scores', 'read_scores', 'compute_metrics', 'percent',
            'summarize', 'bootstrap_indices', 'batch_auc', 'batch_metrics', 'bootstrap_ci', 'paired_auc_difference',
-           'keep_below', 'rates_at', 'run_heldout', 'operating_points', 'format_points', 'calibration', 'score_range',
-           'score_span', 'evaluate', 'image_set_digest', 'clip_record', 'report_made_with', 'clip_source_of',
-           'stale_report']
+           'keep_below', 'rates_at', 'operating_points', 'format_points', 'calibration', 'score_range', 'score_span',
+           'evaluate']
 
 # %% ../nbs/05_evaluate.ipynb #a8ff409c
 CONFIDENT = 0.8  # a region above this abnormal probability decides the image's score alone
@@ -221,12 +220,6 @@ def rates_at(labels, scores, threshold: float, name: str) -> dict:
     return {"name": name, "threshold": float(threshold), "sensitivity": ratio(tp, tp + fn), "specificity": ratio(tn, tn + fp),
             "ppv": ratio(tp, tp + fp), "npv": ratio(tn, tn + fn)}
 
-# %% ../nbs/05_evaluate.ipynb #0d8ab592
-def run_heldout(run_dir, root) -> list | None:
-    "The held-out normal files a run recorded (`heldout.csv`), each checked by its SHA-256; None for a run without the record."
-    path = Path(run_dir) / "heldout.csv"
-    return read_shot_manifest(path, root, empty_ok=True) if path.is_file() else None  # empty when every training normal was a shot
-
 # %% ../nbs/05_evaluate.ipynb #15110443
 def operating_points(labels, scores, heldout_scores=None, threshold: float = THRESHOLD) -> list:
     "Rates at 0.5, at the thresholds keeping 95% and 90% of held-out normals below (when given), and at 90% and 95% test specificity."
@@ -278,39 +271,3 @@ def evaluate(model, images, batch_size: int = 32, size: int = IMAGE_SIZE, device
     result["metrics"] = compute_metrics(result["labels"], result["scores"])
     if heldout: result["heldout_scores"] = score_images(model, heldout, batch_size, size, device, progress)["scores"]
     return result
-
-# %% ../nbs/05_evaluate.ipynb #2cc1ac69
-def image_set_digest(image_set) -> str:
-    "SHA-256 over an image set's sorted (relative path, SHA-256 of the image, label): any image added, removed, replaced or relabelled changes it."
-    root = Path(image_set.root)
-    entries = sorted((Path(f).relative_to(root).as_posix() if Path(f).is_relative_to(root) else str(f), file_digest(f), int(label))
-                     for f, label in zip(image_set.files, image_set.labels))
-    return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
-
-def clip_record(source: dict | None) -> dict:
-    "What identifies a CLIP: the SHA-256 of its weights file, else its spec (random:tiny); and the numerics it ran with."
-    source = source or {}
-    weights = {"sha256": source["sha256"]} if source.get("sha256") else {"spec": source.get("spec")}
-    # records from before the precision option: float32, weights as stored
-    return {**weights, "precision": source.get("precision", "fp32"), "rounded_like_release": source.get("rounded_like_release", False)}
-
-# %% ../nbs/05_evaluate.ipynb #2b3dc451
-def report_made_with(learner, clip_source: dict | None, test_set: str | None) -> dict:
-    "The `made_with` record of a report: the learner file's SHA-256 (None for a zero-shot model), the CLIP's record and the test set's digest."
-    return {"learner_sha256": None if learner is None else file_digest(learner), "clip": clip_record(clip_source), "test_set": test_set}
-
-def clip_source_of(spec) -> dict:
-    "The record of the CLIP `spec` as it is on disk now, without loading it: its weights file's SHA-256, or the spec of a random CLIP."
-    spec = str(spec)
-    file = Path(spec.split(":", 2)[-1] if spec.startswith("openclip:") else spec)
-    return {"spec": spec, "sha256": file_digest(file) if not spec.startswith("random:") and file.is_file() else None}
-
-def stale_report(metrics_path, learner, clip_source: dict | None) -> str | None:
-    "Why the report `metrics_path` does not hold for `learner` and the CLIP `clip_source`, in words; None when it was made with both."
-    try: made_with = json.loads(Path(metrics_path).read_text(encoding="utf-8")).get("made_with")
-    except (OSError, ValueError, AttributeError): made_with = None
-    if not isinstance(made_with, dict) or not made_with.get("learner_sha256"): return "it records no SHA-256 of its learner (made by an earlier version)"
-    if made_with["learner_sha256"] != file_digest(learner): return f"it was made with another learner (SHA-256 {str(made_with['learner_sha256'])[:12]}...), not {learner}"
-    theirs, ours = clip_record(made_with.get("clip")), clip_record(clip_source)
-    if theirs.get("sha256", theirs.get("spec")) != ours.get("sha256", ours.get("spec")): return f"it was made with another CLIP ({str(theirs.get('sha256', theirs.get('spec')))[:16]}), not {str(ours.get('sha256', ours.get('spec')))[:16]}"
-    return None

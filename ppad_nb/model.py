@@ -469,14 +469,11 @@ def _check_learner_shapes(model: PPAD, path, ctx, mask_embedding):
 
 # %% ../nbs/03_model.ipynb #814b9170
 def _check_learner_settings(model: PPAD, path, saved: dict):
-    "A one-line error when a kit learner records other prompt settings; a warning when other CLIP weights."
+    "A one-line error when a kit learner records other prompt settings than `model` has."
     config = saved.get("config", {})
     for key, ours in model.model_config().items():
         if key in config and config[key] != ours:
             raise input_error(path, f"was trained with {key} {_short(config[key])}, this model uses {_short(ours)} (PPAD.from_learner builds the right model)")
-    theirs, mine = saved.get("clip", {}).get("sha256"), getattr(model.clip, "ppad_source", {}).get("sha256")
-    if theirs and mine and theirs != mine:
-        warnings.warn(f"{path}: trained on CLIP weights with SHA-256 {theirs[:12]}..., these are {mine[:12]}...", stacklevel=3)
 
 # %% ../nbs/03_model.ipynb #c8ce9355
 def _short(value, limit: int = 80) -> str:

@@ -60,32 +60,6 @@ def _operating_point(run_dir: Path, name: str, report: Path) -> tuple:
     if not (report / "metrics.json").is_file(): raise input_error(run_dir, "has no report: run ppad-evaluate --run on it first (the operating points come from it)")
     return read_operating_point(report, name), name
 
-# %% ../nbs/05d_predict.ipynb #f10e5b2e
-def _check_run_clip(run_dir: Path, state: dict, weights=None):
-    "Refuse `--clip-weights` other than the run's (compared by SHA-256, or by spec for a random CLIP)."
-    from ppad_nb.data import file_digest
-    recorded, spec = state.get("clip") or {}, str(weights)
-    file = Path(spec.split(":", 2)[-1] if spec.startswith("openclip:") else spec)
-    same = recorded.get("sha256") == (file_digest(file) if file.is_file() else None) if recorded.get("sha256") else spec == recorded.get("spec")
-    if weights is not None and not same:
-        raise input_error(run_dir, f"was trained with the CLIP {recorded.get('spec')}, not {spec}: its threshold holds only for that CLIP; leave out --clip-weights")
-
-# %% ../nbs/05d_predict.ipynb #f2e8c309
-def _check_run_learner(run_dir: Path, learner=None):
-    "Refuse a `--learner` other than the run's own (compared by SHA-256)."
-    from ppad_nb.data import file_digest
-    from ppad_nb.train import run_learner
-    if learner is not None and Path(learner).is_file() and file_digest(learner) != file_digest(run_learner(run_dir)):
-        raise input_error(learner, f"is not the learner of the run {run_dir}: the run's threshold holds only for its own; leave out --learner")
-
-# %% ../nbs/05d_predict.ipynb #8e9a5ee0
-def _check_report_current(run_dir: Path, report: Path, learner, weights):
-    "Refuse the run's report when it was made with another learner or CLIP than the run's files now (compared by SHA-256)."
-    from ppad_nb.evaluate import clip_source_of, stale_report
-    metrics = report / "metrics.json"
-    stale = stale_report(metrics, learner, clip_source_of(clip_weights_path(weights) or weights))
-    if stale: raise input_error(metrics, f"does not hold for the run as it is now: {stale}; evaluate it again (ppad-evaluate --run {run_dir} --force)")
-
 # %% ../nbs/05d_predict.ipynb #c842688d
 @dataclass
 class PredictSettings:
@@ -99,15 +73,12 @@ class PredictSettings:
 # %% ../nbs/05d_predict.ipynb #e439e7eb
 def _run_settings(run, learner, clip, size, operating_point: str, locate) -> tuple:
     "(learner, CLIP weights, size, threshold, operating point) of an evaluated `run`, the `learner` and `clip` given checked against it."
-    from ppad_nb.train import read_run_state, run_learner
+    from ppad_nb.runs import check_run_for_prediction, read_run_state
     run_dir, report = locate(run)
     state = read_run_state(run_dir) if run_dir.is_dir() else None
     if state is None: raise input_error(run, "not a run folder (no run.json)")
     threshold, point = _operating_point(run_dir, operating_point, report)
-    _check_run_clip(run_dir, state, clip)
-    _check_run_learner(run_dir, learner)
-    learner, clip = learner or run_learner(run_dir), clip or state.get("clip", {}).get("spec")
-    _check_report_current(run_dir, report, learner, clip)
+    learner, clip = check_run_for_prediction(run_dir, report, learner, clip)  # the run's own, or files of the same content
     return learner, clip, size or state["preset"].get("synthesis_size", 224), threshold, point
 
 def own_report(run) -> tuple:
@@ -155,11 +126,12 @@ class Prediction:
 def predict_images(files, settings: PredictSettings, out=None, force: bool = False, device=None, precision: str = "fp32", progress: bool = True):
     "Score `files` with `settings`; yield a `Prediction` per image, in order, its figure written into the folder `out` first when given."
     from ppad_nb.evaluate import score_images
-    from ppad_nb.model import PPAD, load_clip
+    from ppad_nb.model import load_clip
+    from ppad_nb.runs import learner_model  # with the warning when the learner records other CLIP weights
     files = [Path(f) for f in files]
     figures = figure_paths(files, out, force, inputs=[settings.learner])  # checked before the model is loaded
     device = check_device(device or default_device())
-    model = PPAD.from_learner(load_clip(settings.clip, device=device, precision=precision), settings.learner)  # the prompts the learner records
+    model = learner_model(load_clip(settings.clip, device=device, precision=precision), settings.learner)  # the prompts the learner records
     result = score_images(model, files, batch_size=16, size=settings.size, device=device, progress=progress)
     for file, probs, score in zip(files, result["probs"], result["scores"]):
         prediction = Prediction(file, probs, float(score), settings.threshold, settings.point, figures.get(file))

@@ -297,7 +297,7 @@ def run_protocol(run_dir,                   # the learner's run folder; None: a 
                  checkpoint: str = "last", test_set: str | None = None, clip: dict | None = None, precision: str = "fp32",
                  trained: bool = True) -> dict:
     "The protocol card of a report on a run's learner, read from the run folder's run.json, shots.csv and validation.csv."
-    from ppad_nb.train import VALIDATION_FILE, best_epoch, read_run_state, read_validation
+    from ppad_nb.runs import VALIDATION_FILE, best_epoch, read_run_state, read_validation
     if run_dir is None or not trained: return protocol_card(None, trained, checkpoint=checkpoint, test_set=test_set, clip=clip, precision=precision)
     run_dir = Path(run_dir)
     run = read_run_state(run_dir)

@@ -123,10 +123,11 @@ def _folder_to_score(images, learner, clip, out, batch_size: int, force: bool) -
 def score_folder(images, learner, clip, out, batch_size: int = 32, size: int = 224, device=None, precision: str = "fp32", force: bool = False) -> dict | None:
     "Score every X-ray under `images` (this rank's share under torchrun); rank 0 writes the CSV `out` and returns the scores, the others None."
     from ppad_nb.evaluate import write_scores
-    from ppad_nb.model import PPAD, resolve_clip
+    from ppad_nb.model import resolve_clip
+    from ppad_nb.runs import learner_model  # with the warning when the learner records other CLIP weights
     files, out = _folder_to_score(images, learner, clip, out, batch_size, force)
     shard = start_shard(check_device(device or default_device()))  # under torchrun: this rank's place in the job, and its device
-    model = PPAD.from_learner(resolve_clip(clip, device=shard.device, precision=precision), learner)  # the prompts the learner records
+    model = learner_model(resolve_clip(clip, device=shard.device, precision=precision), learner)  # the prompts the learner records
     result = score_shards(shard, model, files, batch_size, size, shard.device)
     if not shard.main: return None  # rank 0 writes the one output
     check_finite(result["scores"], f"{learner}: the scores (the learner or the CLIP weights are broken); nothing was written")

@@ -12,7 +12,7 @@ from ppad_nb.config import PPADError
 from ppad_nb.data import bundled_sample
 from ppad_nb.evaluate import evaluate
 from ppad_nb.model import PPAD, load_clip
-from ppad_nb.train import train, validated_learner
+from ppad_nb.runs import train, validated_learner
 
 pytestmark = pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning")
 SMALL = dict(epochs=4, shots=16, batch_size=16)

@@ -476,7 +476,7 @@ def test_the_kit_reads_back_its_own_manifests_and_empty_heldout_lists(tmp_path, 
     write_shot_manifest(tmp_path / "shots.csv", files, root, seed=0)
     assert read_shot_manifest(tmp_path / "shots.csv", root) == list(files)
     write_shot_manifest(tmp_path / "heldout.csv", [], root, seed=0)  # every training normal was a shot
-    from ppad_nb.evaluate import run_heldout
+    from ppad_nb.runs import run_heldout
     assert run_heldout(tmp_path, root) == []
 
 
@@ -557,7 +557,7 @@ def test_operating_points_in_the_score_range_are_read(tmp_path, threshold):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, tiny):
     "A tiny finished run with a report of its own writing: the operating points are what the tests change."
-    from ppad_nb.train import train
+    from ppad_nb.runs import train
     out = tmp_path_factory.mktemp("run") / "run"
     train("demo", clip=tiny, out=out, epochs=1, shots=3, batch_size=3, progress=False)
     (out / "report").mkdir()
@@ -578,8 +578,8 @@ def test_ppad_predict_run_refuses_invalid_operating_points_in_one_line(trained_r
 
 
 def test_ppad_predict_run_uses_a_valid_operating_point(trained_run):
-    from ppad_nb.evaluate import clip_source_of, report_made_with
-    from ppad_nb.train import read_run_state, run_learner
+    from ppad_nb.runs import clip_source_of, report_made_with
+    from ppad_nb.runs import read_run_state, run_learner
     made_with = report_made_with(run_learner(trained_run), clip_source_of(read_run_state(trained_run)["clip"]["spec"]), None)  # the run as it is
     (trained_run / "report" / "metrics.json").write_text(json.dumps({**points(heldout_normals_95=0.25), "made_with": made_with}))
     image = sorted((PARITY / "images").iterdir())[0]

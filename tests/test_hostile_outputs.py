@@ -23,11 +23,11 @@ import pytest
 from conftest import BIN, FIXTURES, assert_user_error, call, copy_images
 from ppad_nb import baselines, cli
 from ppad_nb.data import file_digest, read_dataset
-from ppad_nb.evaluate import clip_source_of, report_made_with, stale_report, image_set_digest
+from ppad_nb.runs import clip_source_of, report_made_with, stale_report, image_set_digest
 from ppad_nb.model import RandomWeightsWarning
 from ppad_nb.safety import (LOCK_NAME, MADE_NAME, PPADError, atomic_write, check_output, check_outputs, folder_lock, made_by_kit,
                             record_made)
-from ppad_nb.train import LEARNER_FILE, run_learner, train
+from ppad_nb.runs import LEARNER_FILE, run_learner, train
 
 pytestmark = pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning", "ignore::FutureWarning")
 TINY = dict(epochs=1, shots=8, batch_size=8)
@@ -410,7 +410,7 @@ def test_a_full_disk_while_scoring_names_the_csv(userdir, tmp_path, monkeypatch,
 def test_a_report_records_its_learner_clip_and_test_set_by_content(made):
     record = json.loads((made / "report" / "metrics.json").read_text())["made_with"]
     assert record["learner_sha256"] == file_digest(run_learner(made))
-    assert (record["clip"]["spec"], record["clip"]["precision"]) == ("random:tiny", "fp32")  # a random CLIP: by its spec
+    assert (record["clip"], record["clip_spec"], record["precision"]) == ("random:tiny", "random:tiny", "fp32")  # a random CLIP: by its spec
     assert record["test_set"] == image_set_digest(read_dataset(Path(json.loads((made / "run.json").read_text())["data"]), "kermany", "test"))
 
 
@@ -422,16 +422,16 @@ def test_predict_run_uses_the_threshold_of_an_unchanged_run(made, userdir):
 
 
 @pytest.mark.parametrize("change, fragment", [
-    ("learner", "it was made with another learner"),
-    ("record", "it records no SHA-256 of its learner"),
-    ("clip", "it was made with another CLIP"),
+    ("learner", "was made with another learner"),
+    ("record", "holds no record of what made it"),
+    ("clip", "was made with the CLIP random:small, not random:tiny"),
 ])
 def test_predict_run_refuses_a_stale_report(run_copy, userdir, change, fragment):
     metrics = run_copy / "report" / "metrics.json"
     record = json.loads(metrics.read_text())
     if change == "learner": (run_copy / LEARNER_FILE).write_bytes(_retrained_learner(run_copy))  # the run's learner replaced after evaluation
     if change == "record": del record["made_with"]; metrics.write_text(json.dumps(record))
-    if change == "clip": record["made_with"]["clip"] = {"spec": "random:small"}; metrics.write_text(json.dumps(record))
+    if change == "clip": record["made_with"].update(clip="random:small", clip_spec="random:small"); metrics.write_text(json.dumps(record))
     result = call(cli.predict, xrays(userdir)[0], "--run", run_copy, "--device", "cpu", prog="ppad-predict")
     assert_user_error(result, metrics, "does not hold for the run as it is now", fragment)
 
@@ -450,15 +450,18 @@ def _retrained_learner(run_dir):
 def test_predict_run_refuses_when_the_clip_file_changed(run_copy, tmp_path, userdir):
     "A run of a CLIP weights file, evaluated; then the file at that path is replaced (same name, other weights)."
     clip = tmp_path / "clip.pt"; shutil.copy(FIXTURES / "parity-tiny" / "clip_tiny.pt", clip)
-    for record_file, place in ((run_copy / "run.json", lambda r: r), (run_copy / "report" / "metrics.json", lambda r: r["made_with"])):
+    for record_file in (run_copy / "run.json", run_copy / "report" / "metrics.json"):
         record = json.loads(record_file.read_text())
-        place(record)["clip"] = {"spec": str(clip), "sha256": file_digest(clip), "precision": "fp32", "rounded_like_release": True}
+        record["made_with"].update(clip=file_digest(clip), clip_spec=str(clip), precision="fp32", rounded_like_release=True)
         record_file.write_text(json.dumps(record))
+    state = json.loads((run_copy / "run.json").read_text())  # the run's own description of its CLIP, as ppad-train writes it
+    state["clip"] = {"spec": str(clip), "sha256": file_digest(clip), "precision": "fp32", "rounded_like_release": True}
+    (run_copy / "run.json").write_text(json.dumps(state))
     import torch
     weights = torch.load(clip, weights_only=True)
     weights["visual.proj"] = weights["visual.proj"] * 1.5
     torch.save(weights, clip)
-    assert_user_error(call(cli.predict, xrays(userdir)[0], "--run", run_copy, "--device", "cpu", prog="ppad-predict"), "it was made with another CLIP")
+    assert_user_error(call(cli.predict, xrays(userdir)[0], "--run", run_copy, "--device", "cpu", prog="ppad-predict"), "was made with the CLIP ", "(SHA-256 ")
 
 
 def test_stale_report_compares_by_content(tmp_path):
@@ -467,9 +470,9 @@ def test_stale_report_compares_by_content(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps({"made_with": report_made_with(a, {"spec": "random:tiny"}, "t")}))
     assert stale_report(tmp_path / "m.json", b, {"spec": "random:tiny"}) is None
     b.write_bytes(b"two")
-    assert stale_report(tmp_path / "m.json", b, {"spec": "random:tiny"}).startswith("it was made with another learner")
+    assert stale_report(tmp_path / "m.json", b, {"spec": "random:tiny"}).startswith(f"{tmp_path / 'm.json'}: was made with another learner")
     (tmp_path / "m.json").write_text("not json")
-    assert stale_report(tmp_path / "m.json", a, {"spec": "random:tiny"}).startswith("it records no SHA-256")
+    assert stale_report(tmp_path / "m.json", a, {"spec": "random:tiny"}).startswith(f"{tmp_path / 'm.json'}: cannot be read as JSON")
 
 
 def test_the_clip_record_of_a_spec_follows_the_file_content(tmp_path):

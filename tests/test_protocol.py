@@ -12,7 +12,7 @@ from ppad_nb import cli
 from ppad_nb.config import PPADError
 from ppad_nb.model import load_clip
 from ppad_nb.reports import read_report, write_report
-from ppad_nb.train import train
+from ppad_nb.runs import train
 
 pytestmark = pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning")
 

@@ -13,7 +13,8 @@ from ppad_nb.baselines import build_model, reproduce
 from ppad_nb.config import PPADError
 from ppad_nb.data import bundled_sample, load_image, read_dataset, to_tensor
 from ppad_nb.model import RandomWeightsWarning, load_clip
-from ppad_nb.train import TrainingSet, train
+from ppad_nb.runs import train
+from ppad_nb.train import TrainingSet
 
 
 @pytest.fixture(scope="module")

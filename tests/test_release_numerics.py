@@ -160,9 +160,9 @@ def test_precision_is_checked_and_recorded(tmp_path):
     assert result.returncode == 2 and "invalid choice: 'fp8'" in result.stderr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from ppad_nb.train import train
+        from ppad_nb.runs import train
         train("demo", clip=load_clip("random:tiny", precision="release"), out=tmp_path / "run", shots=4, batch_size=4, epochs=2, stop_after=1, progress=False)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["clip"]["precision"] == "release"
     result = run("ppad-train", "--preset", "demo", "--clip-weights", "random:tiny", "--shots", 4, "--batch-size", 4, "--epochs", 2,
                  "--out", tmp_path / "run", "--resume")
-    assert_user_error(result, "was started with precision release, not fp32")
+    assert_user_error(result, "was made with the CLIP random:tiny (precision release), not fp32")

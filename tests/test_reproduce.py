@@ -6,7 +6,7 @@ import pytest
 
 from conftest import assert_user_error, run
 from ppad_nb.model import load_clip
-from ppad_nb.train import train
+from ppad_nb.runs import train
 
 ARGS = ["--preset", "demo", "--clip-weights", "random:tiny", "--epochs", 2, "--shots", 16, "--batch-size", 16]
 
@@ -86,7 +86,7 @@ def test_run_is_not_reused_with_another_split_file(tmp_path):
     write_shot_manifest(splits / "seed0.csv", sample_shots(normals, 16, seed=7), root, 7)
     reproduce("demo", clip=tiny, seeds=(0,), methods=("ppad",), out=out, quiet=True, splits=splits, **SMALL)
     digest = file_digest(splits / "seed0.csv")
-    assert json.loads((out / "ppad" / "seed0" / "run.json").read_text())["split_sha256"] == digest
+    assert json.loads((out / "ppad" / "seed0" / "run.json").read_text())["made_with"]["split_sha256"] == digest
     assert json.loads((out / "ppad" / "seed0" / "report" / "metrics.json").read_text())["made_with"]["split_sha256"] == digest
     with pytest.raises(PPADError, match=f"was made with split_sha256 = '{digest}', not None; pass --overwrite"):
         reproduce("demo", clip=tiny, seeds=(0,), methods=("ppad",), out=out, quiet=True, **SMALL)  # the seed's own draw
@@ -94,7 +94,7 @@ def test_run_is_not_reused_with_another_split_file(tmp_path):
     with pytest.raises(PPADError, match=f"was made with split_sha256 = '{digest}', not '{file_digest(splits / 'seed0.csv')}'"):
         reproduce("demo", clip=tiny, seeds=(0,), methods=("ppad",), out=out, quiet=True, splits=splits, **SMALL)
     reproduce("demo", clip=tiny, seeds=(0,), methods=("ppad",), out=out, quiet=True, splits=splits, overwrite=True, **SMALL)
-    assert json.loads((out / "ppad" / "seed0" / "run.json").read_text())["split_sha256"] == file_digest(splits / "seed0.csv")
+    assert json.loads((out / "ppad" / "seed0" / "run.json").read_text())["made_with"]["split_sha256"] == file_digest(splits / "seed0.csv")
 
 
 @pytest.mark.parametrize("extra, fragment", [

@@ -9,7 +9,7 @@ import torch
 
 from conftest import assert_user_error, run
 from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip, read_checkpoint
-from ppad_nb.train import RUN_FILES, VALIDATED_LEARNER, VALIDATION_FILE, train
+from ppad_nb.runs import RUN_FILES, VALIDATED_LEARNER, VALIDATION_FILE, train
 
 WRITTEN = sorted(set(RUN_FILES) - {VALIDATION_FILE, VALIDATED_LEARNER} | {".ppad-made"})  # the files of a run trained without --validate-every, and the kit's list of them
 

@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 from conftest import assert_user_error, run
 from ppad_nb.model import load_clip
-from ppad_nb.train import read_run_checkpoint, train
+from ppad_nb.runs import read_run_checkpoint, train
 
 SMALL = ["--preset", "demo", "--clip-weights", "random:tiny", "--shots", 48, "--batch-size", 16]
 
