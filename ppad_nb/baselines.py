@@ -675,6 +675,7 @@ def score_transfer(learner, clip, test_set, size: int, batch_size: int = 32, dev
     "`evaluate`'s result for `learner` on `test_set` at `size`, with `made_with`: the learner, CLIP and test set by content, and the size."
     model = learner_model(clip, learner).to(device).eval()
     result = evaluate(model, test_set, batch_size, size, device, progress)
+    result["size"] = size
     result["made_with"] = MadeWith.of_clip(clip, learner_sha256=file_digest(learner), test_set=image_set_digest(test_set)).to_json()
     return result
 

@@ -122,34 +122,19 @@ def evaluate_parser() -> argparse.ArgumentParser:
         "examples:\n  ppad-evaluate --run runs/zhanglab-seed0\n"
         "  ppad-evaluate --learner PPAD_ZhangLab.pt --clip-weights best_64_0.0001_original_35000_0.864.pt \\\n"
         "                --preset zhanglab --data $PPAD_DATA/zhanglab --out reports/released",
-        "run learner:evaluate clip-weights:run preset:run data:run out:report batch-size:images device precision checkpoint force:report")
+        "run learner:evaluate clip-weights:run preset:run data:run layout out:report batch-size:images device precision checkpoint force:report")
 
-# %% ../nbs/08_cli.ipynb #a8168a78
-def _evaluation_plan(args) -> tuple:
-    "(preset, learner, CLIP weights, data folder, report folder, run folder or None) from `ppad-evaluate`'s arguments."
-    from ppad_nb.config import preset_from_dict
-    from ppad_nb.runs import read_run_state, run_learner
-    if (args.run is None) == (args.learner is None): raise PPADError("give either --run or --learner")
-    if args.run is None:
-        if args.preset is None: raise PPADError("--learner needs --preset (which data set, and how to read it)")
-        preset, learner, weights = get_preset(args.preset), Path(args.learner), clip_weights_path(args.clip_weights)
-        if args.out is None: raise PPADError("--learner needs --out (the report folder)")
-        return preset, learner, weights, args.data, Path(args.out), None
-    run_dir = Path(args.run)
-    state = read_run_state(run_dir) if run_dir.is_dir() else None
-    if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
-    if not state.get("finished"): raise input_error(run_dir, "holds an unfinished run; finish it with ppad-train --resume first")
-    preset = get_preset(args.preset) if args.preset else preset_from_dict(state["preset"])
-    learner, weights = run_learner(run_dir), args.clip_weights or state.get("clip", {}).get("spec")
-    return preset, learner, weights, args.data or state.get("data"), Path(args.out) if args.out else run_dir / "report", run_dir
-
-# %% ../nbs/08_cli.ipynb #1928c01d
-def _checkpoint(args, run_dir, learner, out) -> tuple:
-    "(learner, report folder) of `--checkpoint`: the run's last learner, or the one chosen on its validation set (never on the test set)."
-    if args.checkpoint != "validated": return learner, out
-    from ppad_nb.runs import RUN_REPORTS, validated_learner
-    if run_dir is None: raise PPADError("--checkpoint validated needs --run (a run trained with --validate-every)")
-    return validated_learner(run_dir), Path(args.out) if args.out else run_dir / RUN_REPORTS[1]
+# %% ../nbs/08_cli.ipynb #8920b979
+def _evaluate_elsewhere(args):
+    "`ppad-evaluate --run R --data D --layout L --out O`: the run's last learner on another data set, with its own prompts (transfer)."
+    from ppad_nb.baselines import evaluate_transfer
+    from ppad_nb.reports import metrics_line
+    if None in (args.run, args.data, args.out): raise PPADError("--layout evaluates a run on another data set: give --run, --data and --out")
+    if args.learner or args.preset or args.checkpoint != "last": raise PPADError("--layout scores the run's last learner with its own prompts: leave out --learner, --preset and --checkpoint")
+    result = evaluate_transfer(args.run, args.data, args.layout, clip=args.clip_weights, out=args.out, force=args.force,
+                               batch_size=args.batch_size, device=args.device, progress=True)
+    print(metrics_line(args.out, result["metrics"]) + f" on {len(result['scores'])} images of {args.data} ({args.layout}; 95% bootstrap intervals)")
+    print(f"report: {Path(args.out) / 'README.md'}")
 
 # %% ../nbs/08_cli.ipynb #06e75ddd
 def evaluate_command(argv=None):
@@ -157,30 +142,28 @@ def evaluate_command(argv=None):
     from ppad_nb.config import data_root, existing_data_root
     from ppad_nb.data import read_dataset
     from ppad_nb.evaluate import REPORT_FILES, compute_metrics
-    from ppad_nb.runs import image_set_digest, report_made_with, run_heldout
-    from ppad_nb.reports import metrics_line, report_label, run_protocol, write_report
     from ppad_nb.model import load_clip
-    from ppad_nb.runs import learner_model  # with the warning when the learner records other CLIP weights
+    from ppad_nb.reports import metrics_line, report_label, run_protocol, write_report
+    from ppad_nb.runs import evaluation_plan, image_set_digest, learner_model, report_made_with, run_heldout
     args = evaluate_parser().parse_args(argv)
-    preset, learner, weights, data, out, run_dir = _evaluation_plan(args)
+    if args.layout: return _evaluate_elsewhere(args)  # transfer: the run on another data set
+    preset, learner, weights, data, out, run_dir = evaluation_plan(args.run, args.learner, args.preset, args.clip_weights, args.data, args.out, args.checkpoint)
     if weights is None: raise PPADError("no CLIP weights: pass --clip-weights or set PPAD_CLIP_WEIGHTS")
-    learner, out = _checkpoint(args, run_dir, learner, out)
     if (out / "metrics.json").exists() and not args.force: raise input_error(out, "already holds a report; pass --force to replace it")
     test_set = read_dataset(existing_data_root(preset, data), preset.layout, "test")
     check_outputs(out, REPORT_FILES, args.force, inputs=test_set.files + [learner])  # no input and no file the user wrote is replaced
     heldout = run_heldout(run_dir, data_root(preset, data)) if run_dir is not None else None  # the normals the run did not train on
     shard = start_shard(check_device(args.device or default_device()))  # under torchrun: this rank's place in the job, and its device
-    device = shard.device
-    model = learner_model(load_clip(weights, device=device, precision=args.precision), learner)
-    result = score_shards(shard, model, test_set.files, args.batch_size, preset.synthesis_size, device)
-    heldout_result = score_shards(shard, model, heldout, args.batch_size, preset.synthesis_size, device) if heldout else None
+    model = learner_model(load_clip(weights, device=shard.device, precision=args.precision), learner)
+    result = score_shards(shard, model, test_set.files, args.batch_size, preset.synthesis_size, shard.device)
+    heldout_result = score_shards(shard, model, heldout, args.batch_size, preset.synthesis_size, shard.device) if heldout else None
     if not shard.main: return  # rank 0 computes the metrics and writes the report
     made_with = report_made_with(learner, getattr(model.clip, "ppad_source", {}), image_set_digest(test_set))  # what the thresholds hold for
-    result.update(labels=np.asarray(test_set.labels), root=Path(test_set.root))
-    result["metrics"] = compute_metrics(result["labels"], result["scores"])
+    result.update(labels=np.asarray(test_set.labels), root=Path(test_set.root), metrics=compute_metrics(test_set.labels, result["scores"]))
     if heldout_result is not None: result["heldout_scores"] = heldout_result["scores"]
     label = lambda spec: report_label(spec, out)  # paths relative to the report: no path of this machine in it
-    write_report(out, result, title=f"{Path(learner).name} on {preset.name} ({label(test_set.root)})", protocol=run_protocol(run_dir, args.checkpoint, made_with["test_set"], model.clip.ppad_source, args.precision),
+    protocol = run_protocol(run_dir, args.checkpoint, made_with["test_set"], model.clip.ppad_source, args.precision)  # labels, shots, checkpoint, threshold
+    write_report(out, result, title=f"{Path(learner).name} on {preset.name} ({label(test_set.root)})", protocol=protocol,
                  extra={"learner": label(learner), "clip": label(weights), "precision": args.precision, "made_with": made_with, "checkpoint": args.checkpoint})
     print(metrics_line(out, result["metrics"]) + f" on {len(test_set)} images (95% bootstrap intervals)")
     print(f"report: {out / 'README.md'}")
@@ -195,8 +178,8 @@ def reproduce_parser() -> argparse.ArgumentParser:
         "ppad-reproduce", "Train and evaluate every seed and method of a preset; write the paper-format table (restartable).",
         "methods:\n" + "\n".join(f"  {m.name:16} {m.description}" for m in METHODS.values()) +
         "\n\nexample:\n  ppad-reproduce --preset zhanglab --clip-weights best_64_0.0001_original_35000_0.864.pt --methods ppad chexzero coop",
-        "preset:reproduce data clip-weights seeds methods out:table splits shots:curve epochs batch-size patch-sources workers device precision "
-        "overwrite:table settings jobs", required="preset")
+        "preset:reproduce transfer data clip-weights seeds methods out:table splits shots:curve checkpoints validate-every:reproduce epochs batch-size "
+        "patch-sources workers device precision overwrite:table settings jobs", exclusive="preset transfer")
 
 # %% ../nbs/08_cli.ipynb #38af0c22
 def _announce_budget(preset, args):
@@ -207,17 +190,39 @@ def _announce_budget(preset, args):
     except PPADError: return  # the reproduction's own checks then say what is wrong, in their words
     print(budget_line(result), flush=True)
 
+# %% ../nbs/08_cli.ipynb #49abb396
+def _reproduce_transfer(args):
+    "`ppad-reproduce --transfer P1 P2 ...`: each preset reproduced, every run scored on every preset's test set; print the matrix."
+    from ppad_nb.baselines import METHODS, reproduce_transfer
+    if args.data is not None: raise PPADError("--transfer reads each preset's data under $PPAD_DATA (its root in settings.ini); --data names one folder")
+    if args.checkpoints or (args.shots and len(args.shots) > 1): raise PPADError("--transfer makes the transfer matrix alone: leave out --checkpoints and several --shots")
+    method, out = next((m for m in args.methods if METHODS[m].trained), args.methods[0]), Path(args.out or "reproduce-transfer")
+    reproduce_transfer([get_preset(p, args.settings) for p in args.transfer], clip=args.clip_weights, seeds=args.seeds, method=method, out=out,
+                       device=args.device, workers=args.workers, precision=args.precision, overwrite=args.overwrite)
+    print((out / "transfer.md").read_text() + f"transfer matrix: {out / 'transfer.md'} and {out / 'transfer.csv'}")
+
+def _reproduce_checkpoints(args, preset, shared: dict):
+    "`ppad-reproduce --checkpoints`: the last, validation-selected and test-selected (oracle) epochs side by side, in OUT/checkpoints."
+    from ppad_nb.baselines import reproduce_checkpoints
+    out = shared.pop("out") / "checkpoints"
+    reproduce_checkpoints(preset, validate_every=args.validate_every or 10, out=out, **{k: v for k, v in shared.items() if k != "overwrite"},
+                          overwrite=args.overwrite)
+    print((out / "checkpoints.md").read_text() + f"checkpoint columns: {out / 'checkpoints.md'} and {out / 'checkpoints.csv'}")
+
 # %% ../nbs/08_cli.ipynb #3387545d
 def reproduce_command(argv=None):
     "The `ppad-reproduce` command."
     from ppad_nb.baselines import reproduce, reproduce_jobs, reproduce_kshot, shot_counts
     from ppad_nb.runs import resolve_preset
     args = reproduce_parser().parse_args(argv)
+    if args.transfer: return _reproduce_transfer(args)
+    if args.preset is None: raise PPADError("give --preset (one preset's table) or --transfer PRESET ... (the transfer matrix)")
     out = Path(args.out or f"reproduce-{args.preset}")
     shots = shot_counts(args.shots, float("inf"), "--shots") if args.shots else ()  # several: a k-shot curve (checked against the data below)
     preset = resolve_preset(args.preset, args.settings, epochs=args.epochs, shots=shots[0] if len(shots) == 1 else None, batch_size=args.batch_size, patch_sources=args.patch_sources)
     shared = dict(data=args.data, clip=args.clip_weights, seeds=args.seeds, methods=args.methods, out=out, workers=args.workers,
                   device=args.device, splits=args.splits, precision=args.precision, overwrite=args.overwrite)
+    if args.checkpoints: return _reproduce_checkpoints(args, preset, shared)
     if len(shots) > 1:  # a curve: the budget projects one table, not this
         reproduce_kshot(preset, shots, jobs=args.jobs, **shared)
         print((out / "kshot.csv").read_text() + f"k-shot curves: {out / 'kshot.csv'} and {out / 'kshot.png'}")

@@ -162,6 +162,14 @@ OPTIONS |= {
     "workers": dict(type=int, default=0, help="DataLoader worker processes making the training samples (default 0)"),
     "validate-every": dict(type=int, default=None, help="every N epochs (and at the last) score a validation set of held-out normals with SAS anomalies "
                            "(no test label); write validation.csv and learner-validated.safetensors (the best epoch's learner)"),
+    "validate-every:reproduce": dict(type=int, default=None, help="with --checkpoints: validate, and keep the learner, every N epochs and at the last "
+                                     "(default 10)"),
+    "checkpoints": dict(action="store_true", help="instead of the table: train with validation and write checkpoints.csv/.md in OUT/checkpoints, the test "
+                        "AUC of the last epoch (the paper's rule), of the validation-selected epoch (no test label) and of the test-selected epoch "
+                        "(an oracle: optimistic, shown to measure that optimism)"),
+    "transfer": dict(nargs="+", default=None, metavar="PRESET", help="instead of one preset's table: reproduce the first trained --methods on each "
+                     "of these presets (each reads its data under $PPAD_DATA) and score every run on every preset's test set; write "
+                     "transfer.csv and transfer.md (trained on the row, tested on the column)"),
     "resume": dict(action="store_true", help="continue the unfinished run in --out"),
     "jobs": dict(type=int, default=1, help="(method, seed) runs trained at once, in separate processes: a GPU each when several "
                  "are visible, else the CPU threads shared out; the results are those of a serial run (default 1)"),
@@ -175,6 +183,9 @@ OPTIONS |= {
     "run": dict(default=None, help="a finished run folder (from ppad-train)"),
     "run:predict": dict(default=None, help="a run folder evaluated by ppad-evaluate, or ppad-demo's folder or run: take the threshold "
                         "from its report's operating points"),
+    "layout": dict(default=None, choices=("auto", "zhanglab", "kermany", "chexpert", "vindr", "folder", "bmad", "rsna"),  # data.READERS
+                   help="with --run, --data and --out: evaluate the run on another data set read in this layout (transfer: the learner's "
+                        "own prompts, the layout's first resize, the CLIP and precision the run records)"),
     "checkpoint": dict(choices=("last", "validated"), default="last", help="with --run: the learner of the last epoch (default, as released), or of the "
                        "best validation epoch (a run trained with --validate-every; report in RUN/report-validated)"),
 }

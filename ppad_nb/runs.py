@@ -15,6 +15,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -35,7 +36,8 @@ __all__ = ['COMPARED', 'CLIP_FIELDS', 'LEARNER_FILE', 'VALIDATION_FILE', 'VALIDA
            'TrainResult', 'read_run_state', 'run_learner', 'read_run_checkpoint', 'prepare_run_dir', 'write_history',
            'plot_history', 'Run', 'start_run', 'prompt_model', 'train', 'validation_set', 'validation_score',
            'read_validation', 'best_epoch', 'check_validation', 'validated_learner', 'image_set_digest',
-           'report_made_with', 'stale_report', 'check_run_for_prediction', 'learner_model', 'run_heldout']
+           'report_made_with', 'stale_report', 'check_run_for_prediction', 'learner_model', 'run_heldout',
+           'EvaluationPlan', 'evaluation_plan']
 
 # %% ../nbs/05a_runs.ipynb #dac0429a
 def resolve_preset(preset="demo",      # a preset name, or a `Preset`
@@ -625,3 +627,34 @@ def run_heldout(run_dir, root) -> list | None:
     "The held-out normal files a run recorded (`heldout.csv`), each checked by its SHA-256; None for a run without the record."
     path = Path(run_dir) / "heldout.csv"
     return read_shot_manifest(path, root, empty_ok=True) if path.is_file() else None  # empty when every training normal was a shot
+
+# %% ../nbs/05a_runs.ipynb #cf2251c1
+class EvaluationPlan(NamedTuple):
+    "What `ppad-evaluate` evaluates: the preset, the learner, the CLIP weights, the data folder, the report folder, and the run (None: a learner file)."
+    preset: Preset
+    learner: Path
+    weights: str | None
+    data: str | None
+    out: Path
+    run_dir: Path | None
+
+# %% ../nbs/05a_runs.ipynb #c2c4fe1c
+def _learner_plan(learner, preset: str | None, clip_weights, data, out) -> EvaluationPlan:
+    "The plan of a learner file given alone: its preset and report folder must be named."
+    if preset is None: raise PPADError("--learner needs --preset (which data set, and how to read it)")
+    if out is None: raise PPADError("--learner needs --out (the report folder)")
+    return EvaluationPlan(get_preset(preset), Path(learner), clip_weights_path(clip_weights), data, Path(out), None)
+
+def evaluation_plan(run=None, learner=None, preset: str | None = None, clip_weights=None, data=None, out=None, checkpoint: str = "last") -> EvaluationPlan:
+    "What to evaluate: a finished `run` (its `checkpoint`, last or validated) or a `learner` file with a `preset`; one line for anything else."
+    if (run is None) == (learner is None): raise PPADError("give either --run or --learner")
+    if checkpoint == "validated" and run is None: raise PPADError("--checkpoint validated needs --run (a run trained with --validate-every)")
+    if run is None: return _learner_plan(learner, preset, clip_weights, data, out)
+    run_dir = Path(run)
+    state = read_run_state(run_dir) if run_dir.is_dir() else None
+    if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
+    if not state.get("finished"): raise input_error(run_dir, "holds an unfinished run; finish it with ppad-train --resume first")
+    validated = checkpoint == "validated"
+    return EvaluationPlan(get_preset(preset) if preset else preset_from_dict(state["preset"]),
+                          validated_learner(run_dir) if validated else run_learner(run_dir), clip_weights or state.get("clip", {}).get("spec"),
+                          data or state.get("data"), Path(out) if out else run_dir / RUN_REPORTS[validated], run_dir)

@@ -433,7 +433,7 @@ def test_predict_run_refuses_a_stale_report(run_copy, userdir, change, fragment)
     if change == "record": del record["made_with"]; metrics.write_text(json.dumps(record))
     if change == "clip": record["made_with"].update(clip="random:small", clip_spec="random:small"); metrics.write_text(json.dumps(record))
     result = call(cli.predict, xrays(userdir)[0], "--run", run_copy, "--device", "cpu", prog="ppad-predict")
-    assert_user_error(result, metrics, "does not hold for the run as it is now", fragment)
+    assert_user_error(result, metrics, "do not hold for the run as it is now", fragment)
 
 
 def _retrained_learner(run_dir):

@@ -66,7 +66,7 @@ def test_matrix_rows_are_training_presets_columns_test_sets_and_the_diagonal_is_
 def test_off_diagonal_cell_is_evaluate_transfer_at_the_layouts_resize(matrix):
     out, presets, folders, aucs = matrix
     result = evaluate_transfer(out / "half-a" / "ppad" / "seed0", folders["half-b"], "vindr", clip="random:tiny")
-    assert result["made_with"]["size"] == 256  # the VinDr-CXR layout is resized to 256 first, as its preset
+    assert result["size"] == 256  # the VinDr-CXR layout is resized to 256 first, as its preset
     assert result["metrics"]["auc"] == pytest.approx(aucs["half-a", "half-b"][0], abs=1e-12)
     assert len(result["scores"]) == 20 and result["metrics"]["auc"] == pytest.approx(
         read_report_auc_of(result), abs=1e-12)
