@@ -196,7 +196,8 @@ def _reproduce_transfer(args):
     from ppad_nb.baselines import METHODS, reproduce_transfer
     if args.data is not None: raise PPADError("--transfer reads each preset's data under $PPAD_DATA (its root in settings.ini); --data names one folder")
     if args.checkpoints or (args.shots and len(args.shots) > 1): raise PPADError("--transfer makes the transfer matrix alone: leave out --checkpoints and several --shots")
-    method, out = next((m for m in args.methods if METHODS[m].trained), args.methods[0]), Path(args.out or "reproduce-transfer")
+    method, out = next((m for m in args.methods if METHODS[m].trained), None), Path(args.out or "reproduce-transfer")
+    if method is None: raise PPADError(f"--transfer needs a trained method among --methods (nothing of {' '.join(args.methods)} is learned on a data set)")
     reproduce_transfer([get_preset(p, args.settings) for p in args.transfer], clip=args.clip_weights, seeds=args.seeds, method=method, out=out,
                        device=args.device, workers=args.workers, precision=args.precision, overwrite=args.overwrite)
     print((out / "transfer.md").read_text() + f"transfer matrix: {out / 'transfer.md'} and {out / 'transfer.csv'}")
@@ -205,7 +206,7 @@ def _reproduce_checkpoints(args, preset, shared: dict):
     "`ppad-reproduce --checkpoints`: the last, validation-selected and test-selected (oracle) epochs side by side, in OUT/checkpoints."
     from ppad_nb.baselines import reproduce_checkpoints
     out = shared.pop("out") / "checkpoints"
-    reproduce_checkpoints(preset, validate_every=args.validate_every or 10, out=out, **{k: v for k, v in shared.items() if k != "overwrite"},
+    reproduce_checkpoints(preset, validate_every=10 if args.validate_every is None else args.validate_every, out=out, **{k: v for k, v in shared.items() if k != "overwrite"},
                           overwrite=args.overwrite)
     print((out / "checkpoints.md").read_text() + f"checkpoint columns: {out / 'checkpoints.md'} and {out / 'checkpoints.csv'}")
 

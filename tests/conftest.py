@@ -1,4 +1,5 @@
 "Shared helpers for the pytest suite: run the console scripts as a user would, and build data layouts."
+import json
 import shutil
 import subprocess
 import sys
@@ -63,3 +64,20 @@ def call(command, *args, prog="ppad-x", ignore=None):
         warnings.simplefilter("ignore", ignore or RandomWeightsWarning)
         status = run_script(command, [str(a) for a in args], prog=prog)
     return Result(status, out.getvalue(), err.getvalue())
+
+
+def sample_folder(folder: Path, layout: str, part: int) -> Path:
+    "Half `part` of the bundled sample (no image in both halves) in the ZhangLab (SQUID) or VinDr-CXR (data.json) layout."
+    from ppad_nb.data import bundled_sample
+    train, test = bundled_sample("train"), bundled_sample("test")
+    groups = {("train", "0"): train.files[part::2], ("test", "0"): test.normals()[part::2],
+              ("test", "1"): [f for f, label in zip(test.files, test.labels) if label][part::2]}
+    squid = {("train", "0"): "train/normal_256", ("test", "0"): "test/normal_256", ("test", "1"): "test/pneumonia_256"}
+    index = {"train": {}, "test": {}}
+    for key, files in groups.items():
+        target = folder / (squid[key] if layout == "zhanglab" else "images")
+        target.mkdir(parents=True, exist_ok=True)
+        for f in files: shutil.copy(f, target / Path(f).name)
+        index[key[0]][key[1]] = [Path(f).name for f in files]
+    if layout == "vindr": (folder / "data.json").write_text(json.dumps(index))
+    return folder

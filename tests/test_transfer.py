@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import sample_folder
 
 from ppad_nb.baselines import evaluate_transfer, reproduce_transfer
 from ppad_nb.config import PPADError, get_preset
@@ -15,22 +16,6 @@ from ppad_nb.model import load_clip
 
 pytestmark = pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning")
 SMALL = dict(shots=16, batch_size=16, epochs=1, seeds=(0,))
-
-
-def sample_folder(folder: Path, layout: str, part: int) -> Path:
-    "Half `part` of the bundled sample (no image in both halves) in the ZhangLab (SQUID) or VinDr-CXR (data.json) layout."
-    train, test = bundled_sample("train"), bundled_sample("test")
-    groups = {("train", "0"): train.files[part::2], ("test", "0"): test.normals()[part::2],
-              ("test", "1"): [f for f, label in zip(test.files, test.labels) if label][part::2]}
-    squid = {("train", "0"): "train/normal_256", ("test", "0"): "test/normal_256", ("test", "1"): "test/pneumonia_256"}
-    index = {"train": {}, "test": {}}
-    for key, files in groups.items():
-        target = folder / (squid[key] if layout == "zhanglab" else "images")
-        target.mkdir(parents=True, exist_ok=True)
-        for f in files: shutil.copy(f, target / Path(f).name)
-        index[key[0]][key[1]] = [Path(f).name for f in files]
-    if layout == "vindr": (folder / "data.json").write_text(json.dumps(index))
-    return folder
 
 
 @pytest.fixture(scope="module")
