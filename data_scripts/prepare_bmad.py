@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ppad_nb.console import format_table, run_script
-from ppad_nb.config import input_error
+from ppad_nb.safety import input_error
 from ppad_nb.data import _child, _mvfa_lines, list_images, read_bmad, read_grayscale, read_mvfa_shots
 
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from ppad_nb.console import format_table, run_script
-from ppad_nb.config import PPADError, input_error
+from ppad_nb.safety import PPADError, input_error
 from ppad_nb.data import read_chexpert, read_grayscale
 
 EXPECTED = ["train_256_pa", "train_256_pa/normal_256", "our_test_256_pa", "our_test_256_pa/normal_256"]

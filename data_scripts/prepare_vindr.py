@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ppad_nb.console import format_table, run_script
-from ppad_nb.config import PPADError, input_error
+from ppad_nb.safety import PPADError, input_error
 from ppad_nb.data import read_grayscale, read_vindr
 
 EXPECTED_COUNTS = {("train", "0"): 4000, ("test", "0"): 1000, ("test", "1"): 1000}

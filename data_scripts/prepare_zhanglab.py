@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from ppad_nb.console import format_table, run_script
-from ppad_nb.config import PPADError, atomic_write, input_error
+from ppad_nb.safety import PPADError, atomic_write, input_error
 from ppad_nb.data import read_kermany, read_grayscale
 
 SIZE = 256

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .console import add_options, format_table, run_script
-from .config import PPADError
+from .safety import PPADError
 from .data import bundled_sample, load_image, to_tensor
 from .synthesis import reference_synthesize_anomaly, synthesize_anomaly
 
@@ -170,7 +170,8 @@ STATED_SIZES = {  # test sets as METHOD.md states them, for presets whose data i
 # %% ../nbs/07a_bench.ipynb #3f6d37fd
 def budget_sizes(preset, data=None) -> dict:
     "Test images and held-out normals scored per run: counted when the data folder is here, else as stated (`STATED_SIZES`)."
-    from ppad_nb.config import data_root, input_error
+    from ppad_nb.config import data_root
+    from ppad_nb.safety import input_error
     from ppad_nb.data import HELDOUT_LIMIT, read_dataset
     root = data_root(preset, data)
     if root.is_dir():

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .console import command_parser, run_script
-from .config import PPADError, atomic_write, clip_weights_path, default_device, get_preset, input_error
+from .config import clip_weights_path, default_device, get_preset
+from .safety import PPADError, atomic_write, input_error
 from .safety import check_device, check_output, check_outputs, check_seed
 from .data import REGION_LABELS, list_images
 from .reports import MAX_GRID, synthesize_grid
@@ -139,9 +140,9 @@ def _evaluate_elsewhere(args):
 # %% ../nbs/08_cli.ipynb #06e75ddd
 def evaluate_command(argv=None):
     "The `ppad-evaluate` command."
-    from ppad_nb.config import data_root, existing_data_root
+    from ppad_nb.config import REPORT_FILES, data_root, existing_data_root
     from ppad_nb.data import read_dataset
-    from ppad_nb.evaluate import REPORT_FILES, compute_metrics
+    from ppad_nb.evaluate import compute_metrics
     from ppad_nb.model import load_clip
     from ppad_nb.reports import metrics_line, report_label, run_protocol, write_report
     from ppad_nb.runs import evaluation_plan, image_set_digest, learner_model, report_made_with, run_heldout

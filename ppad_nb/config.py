@@ -22,7 +22,7 @@ __all__ = ['BUNDLED_SAMPLE', 'REPORT_FILES', 'PNG', 'figure_png', 'assets_path',
            'versions', 'seed_everything', 'default_device']
 
 # %% ../nbs/00a_config.ipynb #b30484d4
-from .safety import PPADError, _umask, atomic_write, input_error  # the rules live in ppad_nb.safety; kept importable from here
+from .safety import PPADError, input_error
 
 # %% ../nbs/00a_config.ipynb #7a179645
 class PNG(bytes):

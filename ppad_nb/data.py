@@ -15,7 +15,8 @@ import numpy as np
 from fastcore.basics import patch
 from PIL import Image, UnidentifiedImageError
 
-from .config import BUNDLED_SAMPLE, PPADError, assets_path, atomic_write, input_error
+from .config import BUNDLED_SAMPLE, assets_path
+from .safety import PPADError, atomic_write, input_error
 
 # %% auto #0
 __all__ = ['IMAGE_SIZE', 'REGION_NAMES', 'REGION_LABELS', 'REGION_READER_LABELS', 'REGION_TAGS', 'REGION_SIDE_NOTE',

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import atomic_write, clip_weights_path, default_device, input_error
+from .config import clip_weights_path, default_device
+from .safety import atomic_write, input_error
 from .safety import check_device, check_writable, folder_lock
 from .reports import synthesize_grid
 

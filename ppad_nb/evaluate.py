@@ -6,15 +6,14 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .config import REPORT_FILES, PPADError, atomic_write, figure_png, input_error  # REPORT_FILES: the files this chapter's report writes
-from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, REGION_READER_LABELS, REGION_SIDE_NOTE, REGION_TAGS, ImageDataset, file_digest, load_image, read_shot_manifest
+from .safety import PPADError, atomic_write, input_error
+from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, ImageDataset
 
 # %% auto #0
 __all__ = ['CONFIDENT', 'PROB_COLUMNS', 'SCORE_COLUMNS', 'METRIC_NAMES', 'THRESHOLD', 'BOOTSTRAP_RESAMPLES', 'CI_LEVEL',

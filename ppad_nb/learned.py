@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from .config import PPADError, figure_png
+from .config import figure_png
+from .safety import PPADError
 from .data import REGION_NAMES
 
 # %% auto #0

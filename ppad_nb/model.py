@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-import zipfile
 from pathlib import Path
 
 import torch
@@ -15,9 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 from fastcore.basics import patch
 
-from .config import PPADError, atomic_write, clip_weights_path, input_error, versions
-from .safety import TORCHSCRIPT_HINT, check_finite, is_torchscript, read_torchscript_tensors
-from .data import IMAGE_SIZE, REGION_NAMES, file_digest, region_masks
+from .config import clip_weights_path, versions
+from .safety import PPADError, atomic_write, input_error
+from .safety import check_finite, is_torchscript, read_torchscript_tensors
+from .data import REGION_NAMES, file_digest, region_masks
 
 # %% auto #0
 __all__ = ['RANDOM_CONFIGS', 'N_CTX', 'CLASS_NAMES', 'PRECISIONS', 'CLIP_KEYS', 'LEARNER_FORMAT', 'MAX_NAME_CHARS', 'clip_config',

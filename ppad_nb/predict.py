@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PPADError, atomic_write, clip_weights_path, default_device, input_error
+from .config import clip_weights_path, default_device
+from .safety import PPADError, atomic_write, input_error
 from .safety import check_device, check_outputs
 from .data import REGION_LABELS, REGION_SIDE_NOTE, load_image
 

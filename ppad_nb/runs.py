@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from fastcore.basics import patch
 
-from .config import (REPORT_FILES, PPADError, Preset, atomic_write, clip_weights_path, existing_data_root, default_device, figure_png,
-                            check_preset, get_preset, input_error, preset_from_dict, versions)
+from .config import (REPORT_FILES, Preset, clip_weights_path, existing_data_root, default_device, figure_png, check_preset, get_preset, preset_from_dict, versions)
+from .safety import PPADError, atomic_write, input_error
 from .data import (heldout_normals, load_image, file_digest, read_dataset, read_shot_manifest, read_shots_file, sample_shots, to_tensor,
                           write_shot_manifest)
 from .model import PPAD, read_checkpoint, resolve_clip

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from .console import torchrun_env
-from .config import PPADError, clip_weights_path, default_device
+from .config import clip_weights_path, default_device
+from .safety import PPADError
 from .safety import check_device, check_finite, check_output
 from .data import list_images
 

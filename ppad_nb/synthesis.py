@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from scipy.spatial import ConvexHull, QhullError
 
-from .config import PPADError, figure_png
-from .data import IMAGE_SIZE, REGION_BOXES, REGION_LABELS, REGION_NAMES, REGION_TAGS, load_image
+from .config import figure_png
+from .safety import PPADError
+from .data import IMAGE_SIZE, REGION_BOXES, REGION_LABELS, REGION_NAMES, load_image
 
 # %% auto #0
 __all__ = ['N_POINTS', 'CONTROL_SIGMA', 'CURVE_SAMPLES', 'DILATION', 'STRENGTHS', 'Draws', 'blob_size', 'random_points',

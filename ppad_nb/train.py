@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from fastcore.basics import patch
 
-from .config import PPADError
+from .safety import PPADError
 from .data import load_image, to_tensor
 from .model import PPAD
 from .synthesis import paste_patch, synthesize_anomaly

@@ -12,7 +12,7 @@ import ipywidgets as widgets
 from fastcore.basics import patch
 from IPython.display import display
 
-from .config import PPADError
+from .safety import PPADError
 from .data import IMAGE_SIZE, LABEL_NAMES, REGION_LABELS, REGION_NAMES, REGION_READER_LABELS, REGION_TAGS, bundled_sample, load_image, to_tensor
 from .evaluate import aggregate
 from .learned import mask_embedding_norms  # the image prompt's norm per patch, from chapter 04a

@@ -8,7 +8,7 @@ import pytest
 from safetensors.torch import load_file
 
 from ppad_nb.baselines import reproduce, reproduce_checkpoints
-from ppad_nb.config import PPADError
+from ppad_nb.safety import PPADError
 from ppad_nb.data import bundled_sample
 from ppad_nb.evaluate import evaluate
 from ppad_nb.model import PPAD, load_clip

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_user_error, run
-from ppad_nb.config import PPADError
+from ppad_nb.safety import PPADError
 from ppad_nb.data import is_dicom, list_images, load_image, read_dicom, read_grayscale, write_dicom
 
 # name: (photometric, bits stored, window (centre, width) or None)

@@ -8,8 +8,9 @@ import pytest
 from sklearn import metrics as sk
 
 from conftest import FIXTURES, assert_user_error, run
-from ppad_nb.config import PPADError
-from ppad_nb.evaluate import REPORT_FILES, aggregate, compute_metrics, summarize
+from ppad_nb.safety import PPADError
+from ppad_nb.evaluate import aggregate, compute_metrics, summarize
+from ppad_nb.config import REPORT_FILES
 
 CASES = {
     "separable": ([0, 0, 0, 1, 1, 1], [0.1, 0.2, 0.3, 0.7, 0.8, 0.9]),

@@ -22,7 +22,7 @@ from torch import nn
 
 from conftest import FIXTURES, assert_user_error, call, copy_images, run
 from ppad_nb import cli
-from ppad_nb.config import PPADError
+from ppad_nb.safety import PPADError
 from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip, read_checkpoint
 from ppad_nb.runs import LEARNER_FILE, train
 

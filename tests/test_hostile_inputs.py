@@ -26,7 +26,7 @@ from PIL import Image
 
 from conftest import FIXTURES, assert_user_error, call, copy_images, run
 from ppad_nb import cli
-from ppad_nb.config import PPADError
+from ppad_nb.safety import PPADError
 from ppad_nb.data import load_image, read_shot_manifest, write_shot_manifest
 from ppad_nb.reports import read_operating_point
 from ppad_nb.model import PPAD, RandomWeightsWarning, load_clip

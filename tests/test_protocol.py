@@ -9,7 +9,7 @@ import pytest
 import ppad_nb
 from conftest import call, copy_images
 from ppad_nb import cli
-from ppad_nb.config import PPADError
+from ppad_nb.safety import PPADError
 from ppad_nb.model import load_clip
 from ppad_nb.reports import read_report, write_report
 from ppad_nb.runs import train

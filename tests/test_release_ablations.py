@@ -10,7 +10,7 @@ from open_clip import tokenize
 
 from conftest import copy_images
 from ppad_nb.baselines import build_model, reproduce
-from ppad_nb.config import PPADError
+from ppad_nb.safety import PPADError
 from ppad_nb.data import bundled_sample, load_image, read_dataset, to_tensor
 from ppad_nb.model import RandomWeightsWarning, load_clip
 from ppad_nb.runs import train

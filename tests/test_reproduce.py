@@ -60,7 +60,7 @@ SMALL = dict(epochs=1, shots=16, batch_size=16)
 @pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning")
 def test_zero_shot_report_is_not_reused_with_other_prompts(tmp_path):
     from ppad_nb.baselines import reproduce
-    from ppad_nb.config import PPADError
+    from ppad_nb.safety import PPADError
     tiny, out = load_clip("random:tiny"), tmp_path / "out"
     reproduce("demo", clip=tiny, methods=("chexzero",), out=out, quiet=True)
     metrics = out / "chexzero" / "report" / "metrics.json"
@@ -77,7 +77,7 @@ def test_zero_shot_report_is_not_reused_with_other_prompts(tmp_path):
 @pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarning")
 def test_run_is_not_reused_with_another_split_file(tmp_path):
     from ppad_nb.baselines import reproduce
-    from ppad_nb.config import PPADError
+    from ppad_nb.safety import PPADError
     from ppad_nb.data import bundled_sample, file_digest, read_dataset, sample_shots, write_shot_manifest
     tiny, out, splits = load_clip("random:tiny"), tmp_path / "out", tmp_path / "splits"
     root = bundled_sample("train").root
@@ -117,7 +117,7 @@ def test_refusal_names_what_differs_in_the_clip(tmp_path):
     "A report made at another precision is refused with the precision named, not only the CLIP's spec."
     import warnings
     from ppad_nb.baselines import reproduce
-    from ppad_nb.config import PPADError
+    from ppad_nb.safety import PPADError
     small = dict(seeds=(0,), methods=("chexzero",), out=tmp_path, quiet=True, device="cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

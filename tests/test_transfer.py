@@ -9,7 +9,8 @@ import pytest
 from conftest import sample_folder
 
 from ppad_nb.baselines import evaluate_transfer, reproduce_transfer
-from ppad_nb.config import PPADError, get_preset
+from ppad_nb.config import get_preset
+from ppad_nb.safety import PPADError
 from ppad_nb.data import bundled_sample
 from ppad_nb.reports import read_report
 from ppad_nb.model import load_clip

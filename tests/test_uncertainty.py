@@ -82,7 +82,7 @@ def test_resamples_always_hold_both_classes_and_never_give_nan(stratified):
 
 
 def test_a_one_class_test_set_is_an_error_not_nan():
-    from ppad_nb.config import PPADError
+    from ppad_nb.safety import PPADError
     with pytest.raises(PPADError, match="needs normal and abnormal images"): bootstrap_ci([0, 0, 0], [0.1, 0.2, 0.3])
 
 
