@@ -24,7 +24,7 @@ __all__ = ['RANDOM_CONFIGS', 'N_CTX', 'CLASS_NAMES', 'PRECISIONS', 'CLIP_KEYS', 
            'build_clip', 'clip_from_state_dict', 'prompt_text', 'prompt_tokens', 'insert_context', 'causal_mask',
            'run_transformer', 'encode_prompts', 'patch_masks', 'encode_image_prompted', 'PPAD', 'release_rounded',
            'round_as_released', 'hold_like_release', 'read_checkpoint', 'clip_state_dict', 'RandomWeightsWarning',
-           'load_clip', 'resolve_clip']
+           'load_clip', 'resolve_clip', 'sorted_header']
 
 # %% ../nbs/03_model.ipynb #5eac8e2a
 def _count_blocks(state_dict: dict, prefix: str) -> int:
@@ -526,7 +526,8 @@ def save_learner(self: PPAD, path) -> Path:
     from safetensors.torch import save
     checkpoint = self.learner_checkpoint()
     tensors = {name: checkpoint.pop(name).contiguous() for name in ("ctx", "mask_embedding")}
-    with atomic_write(path, "wb") as f: f.write(save(tensors, metadata={k: json.dumps(v) for k, v in checkpoint.items()}))
+    raw = save(tensors, metadata={k: json.dumps(v, sort_keys=True) for k, v in checkpoint.items()})
+    with atomic_write(path, "wb") as f: f.write(sorted_header(raw))  # the same learner, the same bytes
     return Path(path)
 
 # %% ../nbs/03_model.ipynb #9246ae5d
@@ -537,6 +538,15 @@ def export_official(self: PPAD, path) -> Path:
                   "image_mask_learner": {"mask_embedding": self.mask_embedding.detach().cpu().clone()}}
     with atomic_write(path, "wb") as f: torch.save(checkpoint, f)
     return Path(path)
+
+# %% ../nbs/03_model.ipynb #345a9acc
+def sorted_header(raw: bytes) -> bytes:
+    "safetensors bytes with the JSON header's keys sorted (padded to 8 bytes, as the format asks); the tensor data is unchanged."
+    import json
+    length = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8:8 + length]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + raw[8 + length:]
 
 # %% ../nbs/03_model.ipynb #cf26473a
 MAX_NAME_CHARS = 200  # a position or class name longer than this cannot leave room in CLIP's 77 tokens
