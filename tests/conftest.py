@@ -28,6 +28,16 @@ def assert_user_error(result, *fragments):
     return lines[0]
 
 
+@pytest.fixture(scope="module")
+def tiny():
+    "The random-initialised tiny CLIP (its warning silenced), one per test module."
+    import warnings
+    from ppad_nb.model import RandomWeightsWarning, load_clip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomWeightsWarning)
+        return load_clip("random:tiny")
+
+
 @pytest.fixture(scope="session")
 def sample():
     "The bundled real sample: (train ImageSet, test ImageSet)."

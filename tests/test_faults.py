@@ -33,12 +33,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::ppad_nb.model.RandomWeightsWarn
 
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_clip("random:tiny")
-
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory, sample):

@@ -48,12 +48,6 @@ def refused(action, path, *fragments) -> str:
     return message
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_clip("random:tiny")
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # 1. DICOM: tags against PS3.3, LUT descriptors, bits, damaged compression, other formats named .dcm, size

@@ -17,12 +17,6 @@ from ppad_nb.runs import train
 from ppad_nb.train import TrainingSet
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_clip("random:tiny")
-
 
 def pasted(dataset, samples=40):
     "The anomalies of the first `samples` samples of epoch 0."

@@ -16,12 +16,6 @@ WRITTEN = sorted(set(RUN_FILES) - {VALIDATION_FILE, VALIDATED_LEARNER} | {".ppad
 SMALL = dict(shots=16, batch_size=8, epochs=5, lr=0.01)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return load_clip("random:tiny")
-
 
 @pytest.fixture(scope="module")
 def finished(tiny, tmp_path_factory):
