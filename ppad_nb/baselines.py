@@ -34,7 +34,7 @@ from .runs import (COMPARED, VALIDATION_FILE, MadeWith, best_epoch, image_set_di
 
 # %% auto #0
 __all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'PUBLISHED_ELSEWHERE', 'ZERO_SHOT_PROMPTS',
-           'TABLE_CSV_HEADER', 'KSHOT_CSV_HEADER', 'TRANSFER_FILES', 'EPOCHS_FOLDER', 'CHECKPOINT_RULES',
+           'TABLE_CSV_HEADER', 'KSHOT_CSV_HEADER', 'TRANSFER_FILES', 'EPOCHS_FOLDER', 'CHECKPOINT_COLUMNS',
            'CHECKPOINTS_CSV_HEADER', 'Method', 'drop_period', 'build_model', 'published_elsewhere', 'split_file',
            'auc_differences', 'prompt_texts', 'prompt_sensitivity', 'Reproduction', 'start_reproduction',
            'prompt_sensitivity_line', 'reproduce', 'table_rows', 'markdown_table', 'write_table', 'job_devices',
@@ -857,12 +857,12 @@ def checkpoint_choices(aucs: dict, validation: list) -> dict:
     return {"last": (last, aucs[last]), "validated": (best_epoch(validation), aucs[best_epoch(validation)]), "oracle": (oracle, aucs[oracle])}
 
 # %% ../nbs/06_baselines.ipynb #8daad749
-CHECKPOINT_RULES = ("last", "validated", "oracle")
-CHECKPOINTS_CSV_HEADER = ["method", "seed"] + [f"{r}_{c}" for r in CHECKPOINT_RULES for c in ("epoch", "auc_percent")]
+CHECKPOINT_COLUMNS = ("last", "validated", "oracle")
+CHECKPOINTS_CSV_HEADER = ["method", "seed"] + [f"{r}_{c}" for r in CHECKPOINT_COLUMNS for c in ("epoch", "auc_percent")]
 
 def checkpoint_rows(choices: dict) -> list:
     "Rows of checkpoints.csv from {(method, seed): checkpoint_choices}."
-    return [[name, seed] + [v for r in CHECKPOINT_RULES for v in (c[r][0], round(100 * c[r][1], 2))] for (name, seed), c in choices.items()]
+    return [[name, seed] + [v for r in CHECKPOINT_COLUMNS for v in (c[r][0], round(100 * c[r][1], 2))] for (name, seed), c in choices.items()]
 
 # %% ../nbs/06_baselines.ipynb #fbd5e2d6
 def checkpoints_markdown(choices: dict, preset: Preset, validate_every: int, clip=None) -> str:
@@ -872,8 +872,8 @@ def checkpoints_markdown(choices: dict, preset: Preset, validate_every: int, cli
     if str(spec).startswith("random:"): lines += [f"**These numbers come from `{spec}`, a randomly initialised CLIP: they are not PPAD's.**", ""]
     lines += ["| method | seeds | last epoch (paper) | validation-selected | oracle: test-selected (optimistic) |", "| --- | --- | --- | --- | --- |"]
     for name in dict.fromkeys(n for n, _ in choices):
-        v = {r: [c[r][1] for (n, _), c in choices.items() if n == name] for r in CHECKPOINT_RULES}
-        lines.append(f"| {name} | {len(v['last'])} | " + " | ".join(percent(np.mean(v[r]), np.std(v[r], ddof=1) if len(v[r]) > 1 else None) for r in CHECKPOINT_RULES) + " |")
+        v = {r: [c[r][1] for (n, _), c in choices.items() if n == name] for r in CHECKPOINT_COLUMNS}
+        lines.append(f"| {name} | {len(v['last'])} | " + " | ".join(percent(np.mean(v[r]), np.std(v[r], ddof=1) if len(v[r]) > 1 else None) for r in CHECKPOINT_COLUMNS) + " |")
     return "\n".join(lines + ["", "Last: the paper's rule. Validation-selected: the best epoch on held-out training normals with synthesized anomalies "
                                "(no test label). Oracle: the best epoch on the test set itself, among the same epochs; it uses the test labels, "
                                f"so it is not a result but the optimism of choosing on the test set. CLIP: `{spec}`."]) + "\n"
