@@ -8,8 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .config import clip_weights_path, default_device
-from .safety import atomic_write, input_error
-from .safety import check_device, check_writable, folder_lock
+from .safety import PPADError, atomic_write, check_device, check_writable, folder_lock, input_error
 from .reports import synthesize_grid
 
 # %% auto #0
@@ -44,16 +43,15 @@ def clear_demo_output(out: Path, force: bool = False):
 # %% ../nbs/06a_demo.ipynb #d3e0a002
 def find_run_report(path) -> tuple:
     "(run folder, report folder) of `path`: a run (its `report`, or the demo's report beside it), or a ppad-demo folder (its run)."
-    import json
     from ppad_nb.data import file_digest
-    from ppad_nb.runs import run_learner
+    from ppad_nb.runs import MadeWith, read_made_with, run_learner
     path = Path(path)
     if "run" in _demo_made(path): path = path / "run"
     own, beside = path / "report", path.parent / "report"
     if (own / "metrics.json").is_file() or path.name != "run" or "report" not in _demo_made(path.parent): return path, own
-    try: recorded = json.loads((beside / "metrics.json").read_text(encoding="utf-8"))["made_with"]["learner_sha256"]
-    except (OSError, ValueError, KeyError, TypeError): return path, beside   # missing or damaged: the caller says so
-    if recorded and recorded != file_digest(run_learner(path)):
+    try: recorded = read_made_with(beside / "metrics.json")
+    except PPADError: return path, beside   # missing or damaged: the caller says so
+    if recorded.learner_sha256 and MadeWith(learner_sha256=file_digest(run_learner(path))).mismatch(recorded, beside, ("learner_sha256",)):  # the one rule of chapter 05a
         raise input_error(beside, f"is not the report of {path} (its learner differs); run ppad-evaluate --run {path}")
     return path, beside
 
