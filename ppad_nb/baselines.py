@@ -22,13 +22,13 @@ import torch
 from fastcore.basics import patch
 
 from .config import (Preset, check_preset, clip_weights_path, data_root, existing_data_root, default_device, get_preset, preset_from_dict, read_presets)
-from .safety import PPADError, atomic_write, input_error
-from .data import IMAGE_SIZE, REGION_NAMES, ImageSet, detect_layout, file_digest, read_dataset
+from .safety import (atomic_write, check_device, check_number, check_output, check_outputs, check_seed, check_writable, folder_lock, input_error, made_by_kit, PPADError)
+from .data import IMAGE_SIZE, REGION_NAMES, ImageSet, detect_layout, read_dataset
+from .safety import file_digest
 from .evaluate import BOOTSTRAP_RESAMPLES, METRIC_NAMES, evaluate, paired_auc_difference, percent, summarize
 from .config import REPORT_FILES
 from .reports import PAPER_PROTOCOL, read_report, run_protocol, write_report
 from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
-from .safety import check_device, check_number, check_output, check_outputs, check_seed, check_writable, folder_lock, made_by_kit
 from .runs import (COMPARED, VALIDATION_FILE, MadeWith, best_epoch, image_set_digest, learner_model, loaded_clip, prompt_model, read_made_with,
                           read_run_checkpoint, read_run_state, read_validation, resolve_preset, run_heldout, run_learner, train)
 

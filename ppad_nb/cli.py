@@ -14,8 +14,7 @@ import numpy as np
 
 from .console import command_parser, run_script
 from .config import clip_weights_path, default_device, get_preset
-from .safety import PPADError, atomic_write, input_error
-from .safety import check_device, check_output, check_outputs, check_seed
+from .safety import atomic_write, check_device, check_output, check_outputs, check_seed, input_error, PPADError
 from .data import REGION_LABELS, list_images
 from .reports import MAX_GRID, synthesize_grid
 from .sharding import score_folder, score_shards, start_shard

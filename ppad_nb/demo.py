@@ -43,7 +43,7 @@ def clear_demo_output(out: Path, force: bool = False):
 # %% ../nbs/06a_demo.ipynb #d3e0a002
 def find_run_report(path) -> tuple:
     "(run folder, report folder) of `path`: a run (its `report`, or the demo's report beside it), or a ppad-demo folder (its run)."
-    from ppad_nb.data import file_digest
+    from ppad_nb.safety import file_digest
     from ppad_nb.runs import MadeWith, read_made_with, run_learner
     path = Path(path)
     if "run" in _demo_made(path): path = path / "run"

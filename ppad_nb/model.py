@@ -15,9 +15,8 @@ from torch import nn
 from fastcore.basics import patch
 
 from .config import clip_weights_path, versions
-from .safety import PPADError, atomic_write, input_error
-from .safety import check_finite, is_torchscript, read_torchscript_tensors
-from .data import REGION_NAMES, file_digest, region_masks
+from .safety import atomic_write, check_finite, file_digest, input_error, is_torchscript, PPADError, read_torchscript_tensors
+from .data import REGION_NAMES, region_masks
 
 # %% auto #0
 __all__ = ['RANDOM_CONFIGS', 'N_CTX', 'CLASS_NAMES', 'PRECISIONS', 'CLIP_KEYS', 'LEARNER_FORMAT', 'MAX_NAME_CHARS', 'clip_config',

@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import clip_weights_path, default_device
-from .safety import PPADError, atomic_write, input_error
-from .safety import check_device, check_outputs
+from .safety import atomic_write, check_device, check_outputs, input_error, PPADError
 from .data import REGION_LABELS, REGION_SIDE_NOTE, load_image
 
 # %% auto #0

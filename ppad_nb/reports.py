@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .config import figure_png
-from .safety import PPADError, atomic_write, input_error
-from .data import LABEL_NAMES, REGION_READER_LABELS, REGION_SIDE_NOTE, REGION_TAGS, file_digest, load_image
+from .safety import atomic_write, file_digest, input_error, PPADError
+from .data import LABEL_NAMES, REGION_READER_LABELS, REGION_SIDE_NOTE, REGION_TAGS, load_image
 from .evaluate import (BOOTSTRAP_RESAMPLES, CI_LEVEL, CONFIDENT, METRIC_NAMES, THRESHOLD, aggregate, bootstrap_ci, calibration,
                               format_points, operating_points, percent, read_scores, score_range, score_span, write_scores)
 from .synthesis import Synthesis, outline, paste_patch, synthesize_anomaly

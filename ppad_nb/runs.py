@@ -22,11 +22,10 @@ import torch
 from fastcore.basics import patch
 
 from .config import (REPORT_FILES, Preset, clip_weights_path, existing_data_root, default_device, figure_png, check_preset, get_preset, preset_from_dict, versions)
-from .safety import PPADError, atomic_write, input_error
-from .data import (heldout_normals, load_image, file_digest, read_dataset, read_shot_manifest, read_shots_file, sample_shots, to_tensor,
-                          write_shot_manifest)
+from .safety import (atomic_write, check_device, check_finite, check_number, check_seed, check_writable, count_nonfinite, folder_lock, input_error, made_by_kit, MADE_NAME, PPADError)
+from .data import heldout_normals, load_image, read_dataset, read_shot_manifest, read_shots_file, sample_shots, to_tensor, write_shot_manifest
+from .safety import file_digest
 from .model import PPAD, read_checkpoint, resolve_clip
-from .safety import MADE_NAME, check_device, check_finite, check_number, check_seed, check_writable, count_nonfinite, folder_lock, made_by_kit
 from .synthesis import synthesize_anomaly
 from .train import TrainingSample, TrainingSet, fit, ppad_loss, prompt_optimizer, training_loader
 

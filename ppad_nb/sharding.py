@@ -13,8 +13,7 @@ import numpy as np
 
 from .console import torchrun_env
 from .config import clip_weights_path, default_device
-from .safety import PPADError
-from .safety import check_device, check_finite, check_output
+from .safety import check_device, check_finite, check_output, PPADError
 from .data import list_images
 
 # %% auto #0

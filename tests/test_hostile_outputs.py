@@ -22,7 +22,8 @@ import pytest
 
 from conftest import BIN, FIXTURES, assert_user_error, call, copy_images
 from ppad_nb import baselines, cli
-from ppad_nb.data import file_digest, read_dataset
+from ppad_nb.data import read_dataset
+from ppad_nb.safety import file_digest
 from ppad_nb.runs import clip_source_of, report_made_with, stale_report, image_set_digest
 from ppad_nb.model import RandomWeightsWarning
 from ppad_nb.safety import (LOCK_NAME, MADE_NAME, PPADError, atomic_write, check_output, check_outputs, folder_lock, made_by_kit,

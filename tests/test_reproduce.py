@@ -78,7 +78,8 @@ def test_zero_shot_report_is_not_reused_with_other_prompts(tmp_path):
 def test_run_is_not_reused_with_another_split_file(tmp_path):
     from ppad_nb.baselines import reproduce
     from ppad_nb.safety import PPADError
-    from ppad_nb.data import bundled_sample, file_digest, read_dataset, sample_shots, write_shot_manifest
+    from ppad_nb.data import bundled_sample, read_dataset, sample_shots, write_shot_manifest
+    from ppad_nb.safety import file_digest
     tiny, out, splits = load_clip("random:tiny"), tmp_path / "out", tmp_path / "splits"
     root = bundled_sample("train").root
     normals = read_dataset(root, "kermany", "train").normals()
