@@ -29,7 +29,7 @@ from .evaluate import BOOTSTRAP_RESAMPLES, METRIC_NAMES, evaluate, paired_auc_di
 from .config import REPORT_FILES
 from .reports import PAPER_PROTOCOL, read_report, run_protocol, write_report
 from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
-from .runs import (COMPARED, VALIDATION_FILE, MadeWith, best_epoch, image_set_digest, learner_model, loaded_clip, prompt_model, read_made_with,
+from .runs import (COMPARED, clip_label, VALIDATION_FILE, MadeWith, best_epoch, image_set_digest, learner_model, loaded_clip, prompt_model, read_made_with,
                           read_run_checkpoint, read_run_state, read_validation, resolve_preset, run_heldout, run_learner, train)
 
 # %% auto #0
@@ -128,7 +128,7 @@ def _report_done(report_dir: Path, made_with: MadeWith) -> bool | str | None:
     if not all((report_dir / name).is_file() for name in REPORT_FILES): return None   # missing or partial: recompute
     try: recorded = read_made_with(report_dir / "metrics.json")
     except PPADError: return None                                                    # damaged: recompute
-    changed = made_with.mismatch(recorded, report_dir, tuple(f for f in COMPARED if f != "learner_sha256"))
+    changed = made_with.for_report().mismatch(recorded, report_dir, tuple(f for f in COMPARED if f != "learner_sha256"))  # as the report keeps it
     return changed or (True if recorded.learner_sha256 == made_with.learner_sha256 else None)
 
 # %% ../nbs/06_baselines.ipynb #506a1d64
@@ -327,7 +327,8 @@ def evaluate_method(self: Reproduction, name: str, seed, model: PPAD, made_with:
         evaluation = evaluate(model, self.test_set, self.eval_batch_size, preset.synthesis_size, self.device, progress=not self.quiet,
                               heldout=run_heldout(run_dir, self.root) if METHODS[name].trained else None)
         write_report(report_dir, evaluation, title=f"{METHODS[name].description}; {preset.name}" + (f", seed {seed}" if seed is not None else ""),
-                     extra={"method": name, "seed": seed, "preset": preset.name, "clip": getattr(self.clip, "ppad_source", {}), "made_with": made_with.to_json()},
+                     extra={"method": name, "seed": seed, "preset": preset.name, "clip": clip_label(self.clip.ppad_source.get("spec")),
+                            "made_with": made_with.for_report().to_json()},
                      protocol=run_protocol(run_dir, test_set=made_with.test_set, clip=getattr(self.clip, "ppad_source", {}),
                                            precision=getattr(self.clip, "ppad_precision", "fp32"), trained=METHODS[name].trained))
         self.log(f"{label}: evaluated (" + ", ".join(f"{METRIC_NAMES[k]} {percent(evaluation['metrics'][k])}" for k in preset.metrics) + ")")
@@ -677,7 +678,7 @@ def score_transfer(learner, clip, test_set, size: int, batch_size: int = 32, dev
     model = learner_model(clip, learner).to(device).eval()
     result = evaluate(model, test_set, batch_size, size, device, progress)
     result["size"] = size
-    result["made_with"] = MadeWith.of_clip(clip, learner_sha256=file_digest(learner), test_set=image_set_digest(test_set)).to_json()
+    result["made_with"] = MadeWith.of_clip(clip, learner_sha256=file_digest(learner), test_set=image_set_digest(test_set)).for_report().to_json()
     return result
 
 # %% ../nbs/06_baselines.ipynb #31c6594d

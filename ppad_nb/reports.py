@@ -17,11 +17,12 @@ from .data import LABEL_NAMES, REGION_READER_LABELS, REGION_SIDE_NOTE, REGION_TA
 from .evaluate import (BOOTSTRAP_RESAMPLES, CI_LEVEL, CONFIDENT, METRIC_NAMES, THRESHOLD, aggregate, bootstrap_ci, calibration,
                               format_points, operating_points, percent, read_scores, score_range, score_span, write_scores)
 from .synthesis import Synthesis, outline, paste_patch, synthesize_anomaly
+from .runs import clip_label  # how a report names a CLIP: no machine path
 
 # %% auto #0
 __all__ = ['REGION_COLOURS', 'LABEL_SPOTS', 'CHECKPOINT_RULES', 'PAPER_THRESHOLD', 'PAPER_PROTOCOL', 'CARD_FIELDS',
            'CAPTION_STRIP', 'MAX_GRID', 'decision_rule', 'printable', 'region_panels', 'report_path',
-           'resolve_report_path', 'report_label', 'percent_ci', 'random_weights_note', 'checkpoint_rule', 'clip_label',
+           'resolve_report_path', 'report_label', 'percent_ci', 'random_weights_note', 'checkpoint_rule',
            'shots_record', 'protocol_card', 'run_protocol', 'protocol_lines', 'check_protocol', 'write_report',
            'read_report', 'read_operating_point', 'metrics_line', 'outlined_tile', 'render_grid', 'synthesized_tiles',
            'synthesize_grid']
@@ -261,13 +262,6 @@ def checkpoint_rule(rule: str, epoch: int | None) -> dict:
     "The checkpoint part of a card: which rule chose the learner, and its epoch."
     if rule not in CHECKPOINT_RULES: raise PPADError(f"checkpoint rule {rule!r} is not one of: {', '.join(CHECKPOINT_RULES)}")
     return {"rule": rule, "epoch": epoch, "means": CHECKPOINT_RULES[rule]}
-
-# %% ../nbs/05b_reports.ipynb #52bac884
-def clip_label(spec) -> str | None:
-    "A CLIP's spec as a card records it: a `random:` spec as it is, a weights file by its name (its SHA-256 identifies it), no machine path."
-    if spec is None or str(spec).startswith("random:"): return spec
-    head, _, file = str(spec).rpartition(":") if str(spec).startswith("openclip:") else ("", "", str(spec))
-    return f"{head}:{Path(file).name}" if head else Path(file).name
 
 # %% ../nbs/05b_reports.ipynb #def6ca1c
 def shots_record(run: dict, shots_sha256: str | None) -> dict:

@@ -34,7 +34,7 @@ __all__ = ['COMPARED', 'CLIP_FIELDS', 'LEARNER_FILE', 'VALIDATION_FILE', 'VALIDA
            'VALIDATION_SEED', 'resolve_preset', 'loaded_clip', 'MadeWith', 'clip_source_of', 'read_made_with',
            'TrainResult', 'read_run_state', 'run_learner', 'read_run_checkpoint', 'prepare_run_dir', 'write_history',
            'plot_history', 'Run', 'start_run', 'prompt_model', 'train', 'validation_set', 'validation_score',
-           'read_validation', 'best_epoch', 'check_validation', 'validated_learner', 'image_set_digest',
+           'read_validation', 'best_epoch', 'check_validation', 'validated_learner', 'image_set_digest', 'clip_label',
            'report_made_with', 'stale_report', 'check_run_for_prediction', 'learner_model', 'run_heldout',
            'EvaluationPlan', 'evaluation_plan']
 
@@ -586,10 +586,23 @@ def image_set_digest(image_set) -> str:
                      for f, label in zip(image_set.files, image_set.labels))
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
+# %% ../nbs/05a_runs.ipynb #52bac884
+def clip_label(spec) -> str | None:
+    "A CLIP's spec as a card records it: a `random:` spec as it is, a weights file by its name (its SHA-256 identifies it), no machine path."
+    if spec is None or str(spec).startswith("random:"): return spec
+    head, _, file = str(spec).rpartition(":") if str(spec).startswith("openclip:") else ("", "", str(spec))
+    return f"{head}:{Path(file).name}" if head else Path(file).name
+
+# %% ../nbs/05a_runs.ipynb #dcd360ad
+@patch
+def for_report(self: MadeWith) -> MadeWith:
+    "This record as a report keeps it: the CLIP named by `clip_label`, no data folder."
+    return replace(self, clip_spec=clip_label(self.clip_spec), data=None)
+
 # %% ../nbs/05a_runs.ipynb #2e91912a
 def report_made_with(learner, clip_source: dict | None, test_set: str | None) -> dict:
     "The `made_with` record of a report, as JSON: the learner file's SHA-256 (None for a zero-shot model), the CLIP and the test set's digest."
-    return MadeWith.of_clip(clip_source, learner_sha256=None if learner is None else file_digest(learner), test_set=test_set).to_json()
+    return MadeWith.of_clip(clip_source, learner_sha256=None if learner is None else file_digest(learner), test_set=test_set).for_report().to_json()
 
 # %% ../nbs/05a_runs.ipynb #88c7ab39
 def stale_report(metrics_path, learner, clip_source: dict | None) -> str | None:
