@@ -213,7 +213,7 @@ def _reproduce_checkpoints(args, preset, shared: dict):
 # %% ../nbs/08_cli.ipynb #3387545d
 def reproduce_command(argv=None):
     "The `ppad-reproduce` command."
-    from ppad_nb.baselines import reproduce, reproduce_jobs, reproduce_kshot, shot_counts
+    from ppad_nb.baselines import check_jobs, reproduce, reproduce_jobs, reproduce_kshot, shot_counts
     from ppad_nb.runs import resolve_preset
     args = reproduce_parser().parse_args(argv)
     if args.transfer: return _reproduce_transfer(args)
@@ -228,6 +228,7 @@ def reproduce_command(argv=None):
         reproduce_kshot(preset, shots, jobs=args.jobs, **shared)
         print((out / "kshot.csv").read_text() + f"k-shot curves: {out / 'kshot.csv'} and {out / 'kshot.png'}")
         return
+    check_jobs(args.jobs, args.device or default_device())  # a bad --jobs is refused before the projection is measured
     _announce_budget(preset, args)  # minutes or days: one line before any work
     try:
         if args.jobs != 1: reproduce_jobs(preset, jobs=args.jobs, **shared)  # the serial pass then finds every run finished, evaluates each, writes the table
