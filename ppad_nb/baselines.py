@@ -712,10 +712,10 @@ def _kept_auc(cell: Path, made_with: dict, size: int) -> float | None:
 # %% ../nbs/06_baselines.ipynb #734fd471
 def scored_auc(cell: Path, learner, clip, test_set, test_set_digest: str, size: int, batch_size: int = 32, device: str = "cpu") -> float:
     "The test AUC of `learner`, kept in the JSON file `cell` and reused only while the learner, CLIP, test set and resize are the same by content."
+    check_output(cell, force=True)  # read and replaced only if the kit wrote it; never a link
     made_with = MadeWith.of_clip(clip, learner_sha256=file_digest(learner), test_set=test_set_digest).to_json()
     kept = _kept_auc(cell, made_with, size)
     if kept is not None: return kept
-    check_output(cell, force=True)  # replaces only a cell the kit wrote; never a link
     auc = float(score_transfer(learner, clip, test_set, size, batch_size, device)["metrics"]["auc"])
     with atomic_write(cell) as f: json.dump({"auc": auc, "made_with": made_with, "size": size}, f, indent=1)
     return auc
@@ -833,6 +833,7 @@ def train_checkpoints(self: Reproduction, name: str, seed: int, validate_every: 
         file.unlink(missing_ok=True)
     if not again: self.recover_epoch_learner(name, seed, learners)
     for epoch, learner in learners.items():
+        if learner.is_file() and not made_by_kit(learner): raise input_error(learner, "was not written by the kit (or was changed since); move it away")
         if learner.is_file(): continue
         state = None if again else read_run_state(run_dir) if run_dir.is_dir() else None
         self.log(f"{_label(name, seed)}: training to epoch {epoch} ...")

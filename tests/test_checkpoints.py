@@ -109,3 +109,21 @@ def test_hostile_options_refused_before_anything_is_made(tmp_path, options, mess
     with pytest.raises(PPADError) as error:
         reproduce_checkpoints("demo", clip="random:tiny", out=never, quiet=True, **{"validate_every": 1, **options}, **SMALL)
     assert message in str(error.value) and not never.exists()
+
+
+def test_hostile_epoch_files_are_refused_not_used(tmp_path):
+    "An epoch learner changed since the kit wrote it, or a kept AUC replaced by a link, is one line naming the file; neither is read as a result."
+    out, options = tmp_path / "out", dict(validate_every=1, clip=load_clip("random:tiny"), seeds=(0,), quiet=True, epochs=2, shots=16, batch_size=16)
+    reproduce_checkpoints("demo", out=out, **options)
+    epochs = out / "ppad" / "seed0" / "epochs"
+    learner, kept = epochs / "learner-epoch1.safetensors", epochs / "learner-epoch2.json"
+    learner.write_bytes(learner.read_bytes() + b" ")  # changed since the kit wrote it
+    with pytest.raises(PPADError, match="learner-epoch1.safetensors: was not written by the kit"):
+        reproduce_checkpoints("demo", out=out, **options)
+    learner.write_bytes(learner.read_bytes()[:-1])  # as the kit wrote it again
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text('{"auc": 1.0}')
+    kept.unlink(); kept.symlink_to(outside)
+    with pytest.raises(PPADError, match="learner-epoch2.json"):
+        reproduce_checkpoints("demo", out=out, **options)
+    assert outside.read_text() == '{"auc": 1.0}' and kept.is_symlink()  # the link's target neither read as a result nor written
