@@ -29,7 +29,7 @@ from .evaluate import BOOTSTRAP_RESAMPLES, METRIC_NAMES, evaluate, paired_auc_di
 from .config import REPORT_FILES
 from .reports import PAPER_PROTOCOL, read_report, run_protocol, write_report
 from .model import PPAD, PRECISIONS, RANDOM_CONFIGS, load_clip, prompt_text, resolve_clip
-from .runs import (COMPARED, clip_label, VALIDATION_FILE, MadeWith, best_epoch, image_set_digest, learner_model, loaded_clip, prompt_model, read_made_with,
+from .runs import (COMPARED, clip_label, finished_run, VALIDATION_FILE, MadeWith, best_epoch, image_set_digest, learner_model, loaded_clip, prompt_model, read_made_with,
                           read_run_checkpoint, read_run_state, read_validation, resolve_preset, run_heldout, run_learner, train)
 
 # %% auto #0
@@ -39,10 +39,10 @@ __all__ = ['NO_NAMES', 'METHODS', 'NO_PERIOD_LAYOUTS', 'PUBLISHED', 'PUBLISHED_E
            'auc_differences', 'prompt_texts', 'prompt_sensitivity', 'Reproduction', 'start_reproduction',
            'prompt_sensitivity_line', 'reproduce', 'table_rows', 'markdown_table', 'write_table', 'job_devices',
            'usable_jobs', 'check_jobs', 'reproduce_jobs', 'shot_counts', 'kshot_rows', 'plot_kshot', 'write_kshot',
-           'reproduce_kshot', 'layout_size', 'transfer_test_set', 'finished_run', 'run_clip', 'score_transfer',
-           'evaluate_transfer', 'scored_auc', 'transfer_rows', 'transfer_markdown', 'write_transfer',
-           'reproduce_transfer', 'validation_epochs', 'checkpoint_choices', 'checkpoint_rows', 'checkpoints_markdown',
-           'write_checkpoints', 'reproduce_checkpoints']
+           'reproduce_kshot', 'layout_size', 'transfer_test_set', 'run_clip', 'score_transfer', 'evaluate_transfer',
+           'scored_auc', 'transfer_rows', 'transfer_markdown', 'write_transfer', 'reproduce_transfer',
+           'validation_epochs', 'checkpoint_choices', 'checkpoint_rows', 'checkpoints_markdown', 'write_checkpoints',
+           'reproduce_checkpoints']
 
 # %% ../nbs/06_baselines.ipynb #d3eaf2b2
 NO_NAMES = ("",) * len(REGION_NAMES)  # every region asks about the whole image in words
@@ -649,18 +649,6 @@ def transfer_test_set(data, layout: str = "auto") -> ImageSet:
     if len(test_set) == 0: raise input_error(root, f"has no test images in the {test_set.layout} layout")
     if missing: raise input_error(root, f"has no {missing[0]} test images in the {test_set.layout} layout: an AUC needs both classes")
     return test_set
-
-# %% ../nbs/06_baselines.ipynb #b336bfdd
-def finished_run(run_dir) -> tuple:
-    "(run.json record, learner file) of a finished run folder; one line for a folder that is no run, an unfinished run, or no learner."
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir(): raise input_error(run_dir, "run folder not found")
-    state = read_run_state(run_dir)
-    if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
-    if not state.get("finished"): raise input_error(run_dir, "holds an unfinished run; finish it with ppad-train --resume first")
-    learner = run_learner(run_dir)
-    if not learner.is_file(): raise input_error(learner, "not found: the run folder has no learner; train the run again (--overwrite)")
-    return state, learner
 
 # %% ../nbs/06_baselines.ipynb #30350fd3
 def run_clip(run_dir, state: dict, clip=None, device: str = "cpu"):

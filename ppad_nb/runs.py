@@ -36,7 +36,7 @@ __all__ = ['COMPARED', 'CLIP_FIELDS', 'LEARNER_FILE', 'VALIDATION_FILE', 'VALIDA
            'plot_history', 'Run', 'start_run', 'prompt_model', 'train', 'validation_set', 'validation_score',
            'read_validation', 'best_epoch', 'check_validation', 'validated_learner', 'image_set_digest', 'clip_label',
            'report_made_with', 'stale_report', 'check_run_for_prediction', 'learner_model', 'run_heldout',
-           'EvaluationPlan', 'evaluation_plan']
+           'EvaluationPlan', 'finished_run', 'evaluation_plan']
 
 # %% ../nbs/05a_runs.ipynb #dac0429a
 def resolve_preset(preset="demo",      # a preset name, or a `Preset`
@@ -650,6 +650,17 @@ class EvaluationPlan(NamedTuple):
     out: Path
     run_dir: Path | None
 
+# %% ../nbs/05a_runs.ipynb #b336bfdd
+def finished_run(run_dir) -> tuple:
+    "(run.json record, learner file) of a finished run folder; one line for a folder that is no run, an unfinished run, or no learner."
+    run_dir = Path(run_dir)
+    state = read_run_state(run_dir) if run_dir.is_dir() else None
+    if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
+    if not state.get("finished"): raise input_error(run_dir, "holds an unfinished run; finish it with ppad-train --resume first")
+    learner = run_learner(run_dir)
+    if not learner.is_file(): raise input_error(learner, "not found: the run folder has no learner; train the run again (--overwrite)")
+    return state, learner
+
 # %% ../nbs/05a_runs.ipynb #c2c4fe1c
 def _learner_plan(learner, preset: str | None, clip_weights, data, out) -> EvaluationPlan:
     "The plan of a learner file given alone: its preset and report folder must be named."
@@ -662,11 +673,7 @@ def evaluation_plan(run=None, learner=None, preset: str | None = None, clip_weig
     if (run is None) == (learner is None): raise PPADError("give either --run or --learner")
     if checkpoint == "validated" and run is None: raise PPADError("--checkpoint validated needs --run (a run trained with --validate-every)")
     if run is None: return _learner_plan(learner, preset, clip_weights, data, out)
-    run_dir = Path(run)
-    state = read_run_state(run_dir) if run_dir.is_dir() else None
-    if state is None: raise input_error(run_dir, "not a run folder (no run.json)")
-    if not state.get("finished"): raise input_error(run_dir, "holds an unfinished run; finish it with ppad-train --resume first")
-    validated = checkpoint == "validated"
+    (state, last), run_dir, validated = finished_run(run), Path(run), checkpoint == "validated"
     return EvaluationPlan(get_preset(preset) if preset else preset_from_dict(state["preset"]),
-                          validated_learner(run_dir) if validated else run_learner(run_dir), clip_weights or state.get("clip", {}).get("spec"),
+                          validated_learner(run_dir) if validated else last, clip_weights or state.get("clip", {}).get("spec"),
                           data or state.get("data"), Path(out) if out else run_dir / RUN_REPORTS[validated], run_dir)
