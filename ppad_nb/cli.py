@@ -206,8 +206,7 @@ def _reproduce_checkpoints(args, preset, shared: dict):
     "`ppad-reproduce --checkpoints`: the last, validation-selected and test-selected (oracle) epochs side by side, in OUT/checkpoints."
     from ppad_nb.baselines import reproduce_checkpoints
     out = shared.pop("out") / "checkpoints"
-    reproduce_checkpoints(preset, validate_every=10 if args.validate_every is None else args.validate_every, out=out, **{k: v for k, v in shared.items() if k != "overwrite"},
-                          overwrite=args.overwrite)
+    reproduce_checkpoints(preset, validate_every=10 if args.validate_every is None else args.validate_every, out=out, **shared)
     print((out / "checkpoints.md").read_text() + f"checkpoint columns: {out / 'checkpoints.md'} and {out / 'checkpoints.csv'}")
 
 # %% ../nbs/08_cli.ipynb #3387545d
