@@ -678,6 +678,8 @@ def evaluate_transfer(run,                   # a finished run folder
                       force: bool = False, batch_size: int = 32, device: str | None = None, progress: bool = False) -> dict:
     "Score a finished run on the test split of another data set, with the learner's own prompts; optionally write a report into `out`."
     state, learner = finished_run(run)
+    if out is not None and Path(out).resolve().is_relative_to(Path(run).resolve()):  # the run's own reports live there, and predict --run reads them
+        raise input_error(out, "lies inside the run folder: a report on other data is not the run's own; choose a folder outside it")
     test_set, device = transfer_test_set(data, layout), check_device(device or default_device())
     if out is not None: check_outputs(out, REPORT_FILES, force, inputs=test_set.files + [learner])
     clip = run_clip(run, state, clip, device)

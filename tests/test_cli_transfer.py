@@ -37,6 +37,7 @@ def test_evaluate_layout_writes_a_report_of_the_run_on_other_data(trained):
     (("--layout", "vindr", "--run", "{run}", "--data", "{other}", "--out", "{base}/x", "--checkpoint", "validated"), "leave out --learner, --preset and --checkpoint"),
     (("--layout", "zhanglab", "--run", "{run}", "--data", "{other}", "--out", "{base}/y"), "normal_256: folder not found"),
     (("--layout", "vindr", "--run", "{base}", "--data", "{other}", "--out", "{base}/z"), "not a run folder (no run.json)"),
+    (("--layout", "vindr", "--run", "{run}", "--data", "{other}", "--out", "{run}/report", "--force"), "lies inside the run"),
 ])
 def test_hostile_evaluate_layout_is_one_line_and_makes_nothing(trained, options, fragment):
     base, run, other = trained
